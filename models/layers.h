@@ -1,0 +1,46 @@
+// Stateless transformer pieces over plain tensors. Weights are read-only
+// after loading, so any number of threads may run them at once.
+#pragma once
+
+#include <string>
+
+#include <torch/torch.h>
+
+#include "models/weights.h"
+
+namespace clca {
+
+struct LinearWeights {
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // [out] or undefined
+  torch::Tensor operator()(const torch::Tensor& x) const { return at::linear(x, weight, bias); }
+  void Load(WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
+};
+
+struct LayerNormWeights {
+  torch::Tensor weight, bias;
+  double eps = 1e-6;
+  torch::Tensor operator()(const torch::Tensor& x) const {
+    return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+  }
+  void Load(WeightStore& w, const std::string& prefix, int64_t dim, double eps);
+};
+
+// Eval-mode BatchNorm1d over [B, C, L].
+struct BatchNormWeights {
+  torch::Tensor weight, bias, running_mean, running_var;
+  double eps = 1e-5;
+  torch::Tensor operator()(const torch::Tensor& x) const {
+    return at::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/false, 0.0,
+                          eps, /*cudnn_enabled=*/true);
+  }
+  void Load(WeightStore& w, const std::string& prefix, int64_t channels);
+};
+
+struct BlockWeights {
+  LayerNormWeights norm1, norm2;
+  LinearWeights qkv, proj, fc1, fc2;
+  torch::Tensor ls1, ls2;  // layer scale (DeiT-3), or undefined
+};
+
+}  // namespace clca

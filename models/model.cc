@@ -1,0 +1,370 @@
+#include "models/model.h"
+
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "models/layers.h"
+#include "models/reduction.h"
+#include "models/weights.h"
+
+namespace clca {
+namespace {
+
+using torch::Tensor;
+
+absl::StatusOr<torch::ScalarType> ComputeType(Precision p) {
+  switch (p) {
+    case Precision::kFloat32: return torch::kFloat32;
+    case Precision::kBFloat16: return torch::kBFloat16;
+    case Precision::kFloat16: return torch::kFloat16;
+  }
+  return absl::InvalidArgumentError("unknown precision");
+}
+
+// Bicubic resampling of the position-embedding grid, keeping the prefix (CLS)
+// and suffix (carrier) entries as they are.
+Tensor ResizePositionGrid(const Tensor& pos_embed, int64_t prefix, int64_t suffix, int64_t new_grid) {
+  const int64_t total = pos_embed.size(1);
+  const int64_t old_cells = total - prefix - suffix;
+  const auto old_grid = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(old_cells))));
+  const int64_t c = pos_embed.size(2);
+  Tensor grid = pos_embed.narrow(1, prefix, old_cells)
+                    .reshape({1, old_grid, old_grid, c})
+                    .permute({0, 3, 1, 2});
+  grid = torch::nn::functional::interpolate(
+      grid, torch::nn::functional::InterpolateFuncOptions()
+                .size(std::vector<int64_t>{new_grid, new_grid})
+                .mode(torch::kBicubic)
+                .align_corners(false)
+                .antialias(new_grid < old_grid));
+  grid = grid.permute({0, 2, 3, 1}).reshape({1, new_grid * new_grid, c});
+  return torch::cat({pos_embed.narrow(1, 0, prefix), grid, pos_embed.narrow(1, prefix + old_cells, suffix)},
+                    1)
+      .contiguous();
+}
+
+}  // namespace
+
+struct ClcaModel::Impl {
+  ModelConfig config;
+  ModelOptions options;
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+  StateDict loaded;
+
+  Tensor cls_token, pos_embed, clr;
+  Tensor patch_weight, patch_bias;
+  LayerNormWeights norm_pre;  // CLIP only
+  std::vector<BlockWeights> blocks;
+  LayerNormWeights norm;      // without the CLA head
+  LinearWeights head;
+  // CLA head, depthwise-convolution form (ifa_dws_conv_groups > 0).
+  BatchNormWeights cla_norm_in, cla_norm_mid;
+  Tensor cla_conv_weight, cla_conv_bias, cla_out_weight, cla_out_bias;
+  // CLA head, linear form (ifa_dws_conv_groups == 0).
+  LinearWeights cla_pool, cla_fc;
+  LayerNormWeights cla_norm;
+  std::unique_ptr<TokenReducer> reducer;
+
+  absl::Status Load(const StateDict& weights);
+  Tensor Attention(const BlockWeights& b, const Tensor& x, const Tensor& size,
+                   AttentionSummary* summary) const;
+  Tensor Embed(const Tensor& images) const;
+  Tensor Head(const Tensor& tokens, const std::vector<Tensor>& cls_per_stage) const;
+  ForwardResult Run(const Tensor& images, double keep_rate) const;
+};
+
+absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
+  const ModelConfig& c = config;
+  const int64_t dim = c.embed_dim;
+  const int64_t hidden = static_cast<int64_t>(std::floor(dim * c.mlp_ratio));
+  const bool deit3 = c.backbone == Backbone::kDeit3;
+  const bool clip = c.backbone == Backbone::kClip;
+  const double eps = c.layer_norm_eps();
+  WeightStore w(weights);
+
+  cls_token = w.Take("cls_token", {1, 1, dim});
+  if (c.has_clr()) clr = w.Take("clr", {1, c.num_clr, dim});
+  // Standard layout: pos_embed covers [CLS, patches, carriers]; DeiT-3: patches.
+  const int64_t prefix = deit3 ? 0 : 1;
+  const int64_t suffix = deit3 ? 0 : c.num_clr;
+  pos_embed = w.TakeAnyShape("pos_embed");
+  if (pos_embed.defined()) {
+    const int64_t cells = pos_embed.dim() == 3 ? pos_embed.size(1) - prefix - suffix : -1;
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(std::max<double>(cells, 0))));
+    const int64_t want = prefix + c.num_patches() + suffix;
+    if (pos_embed.dim() != 3 || pos_embed.size(0) != 1 || pos_embed.size(2) != dim ||
+        side * side != cells || cells <= 0) {
+      w.AddProblem(absl::StrCat("pos_embed has shape [", absl::StrJoin(pos_embed.sizes(), ","),
+                                "], expected [1,", want, ",", dim, "]"));
+    } else if (side != c.grid_size()) {
+      if (!options.resize_pos_embed) {
+        w.AddProblem(absl::StrCat("pos_embed is for a ", side, "x", side, " grid, the input size ",
+                                  c.input_size, " needs ", c.grid_size(), "x", c.grid_size()));
+      } else {
+        pos_embed = ResizePositionGrid(pos_embed, prefix, suffix, c.grid_size());
+      }
+    }
+  }
+  patch_weight = w.Take("patch_embed.proj.weight", {dim, 3, c.patch_size, c.patch_size});
+  if (!clip) patch_bias = w.Take("patch_embed.proj.bias", {dim});
+  if (clip) norm_pre.Load(w, "norm_pre", dim, eps);
+
+  blocks.resize(c.depth);
+  for (int i = 0; i < c.depth; ++i) {
+    const std::string p = absl::StrCat("blocks.", i, ".");
+    BlockWeights& b = blocks[i];
+    b.norm1.Load(w, p + "norm1", dim, eps);
+    b.norm2.Load(w, p + "norm2", dim, eps);
+    b.qkv.Load(w, p + "attn.qkv", dim, 3 * dim);
+    b.proj.Load(w, p + "attn.proj", dim, dim);
+    b.fc1.Load(w, p + "mlp.fc1", dim, hidden);
+    b.fc2.Load(w, p + "mlp.fc2", hidden, dim);
+    if (deit3) {
+      b.ls1 = w.Take(p + "ls1.gamma", {dim});
+      b.ls2 = w.Take(p + "ls2.gamma", {dim});
+    }
+  }
+
+  if (c.ifa_head) {
+    const int64_t stages = static_cast<int64_t>(c.reduction_loc.size()) + 1;
+    const int64_t k = c.ifa_dws_conv_groups;
+    if (k > 0) {
+      cla_norm_in.Load(w, "ifa_head.0.0", dim);
+      cla_conv_weight = w.Take("ifa_head.0.1.weight", {dim * k, 1, stages});
+      cla_conv_bias = w.Take("ifa_head.0.1.bias", {dim * k});
+      cla_norm_mid.Load(w, "ifa_head.0.2", dim * k);
+      cla_out_weight = w.Take("ifa_head.0.4.weight", {c.num_classes, dim * k, 1});
+      cla_out_bias = w.Take("ifa_head.0.4.bias", {c.num_classes});
+    } else {
+      cla_pool.Load(w, "ifa_head.0.0", stages, 1);
+      cla_norm.Load(w, "ifa_head.0.3", dim, 1e-5);
+      cla_fc.Load(w, "ifa_head.0.4", dim, c.num_classes);
+    }
+    // The reference keeps the unused linear head (and drops the final norm).
+    w.Ignore("head.");
+    w.Ignore("norm.");
+  } else {
+    norm.Load(w, "norm", dim, eps);
+    head.Load(w, "head", dim, c.num_classes);
+  }
+
+  auto r = MakeReducer(c, w);
+  if (!r.ok()) return r.status();
+  reducer = std::move(*r);
+  if (auto s = w.Finish(); !s.ok()) return s;
+
+  // Keep the float32 weights (with a resized grid) for state_dict().
+  loaded = weights;
+  for (auto& [name, t] : loaded) {
+    if (name == "pos_embed") t = pos_embed;
+  }
+  // Move everything to the compute device and type.
+  auto move = [&](Tensor& t) {
+    if (t.defined()) t = t.to(device, t.is_floating_point() ? dtype : t.scalar_type()).contiguous();
+  };
+  for (Tensor* t : {&cls_token, &pos_embed, &clr, &patch_weight, &patch_bias, &norm_pre.weight,
+                    &norm_pre.bias, &norm.weight, &norm.bias, &head.weight, &head.bias,
+                    &cla_conv_weight, &cla_conv_bias, &cla_out_weight, &cla_out_bias,
+                    &cla_pool.weight, &cla_pool.bias, &cla_fc.weight, &cla_fc.bias,
+                    &cla_norm.weight, &cla_norm.bias}) {
+    move(*t);
+  }
+  for (BatchNormWeights* bn : {&cla_norm_in, &cla_norm_mid}) {
+    for (Tensor* t : {&bn->weight, &bn->bias, &bn->running_mean, &bn->running_var}) move(*t);
+  }
+  for (BlockWeights& b : blocks) {
+    for (Tensor* t : {&b.norm1.weight, &b.norm1.bias, &b.norm2.weight, &b.norm2.bias,
+                      &b.qkv.weight, &b.qkv.bias, &b.proj.weight, &b.proj.bias, &b.fc1.weight,
+                      &b.fc1.bias, &b.fc2.weight, &b.fc2.bias, &b.ls1, &b.ls2}) {
+      move(*t);
+    }
+  }
+  return absl::OkStatus();
+}
+
+Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, const Tensor& size,
+                                  AttentionSummary* summary) const {
+  const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2);
+  const int64_t heads = config.num_heads, head_dim = dim / heads;
+  Tensor qkv = b.qkv(x).reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  Tensor k = qkv[1];
+  Tensor v = qkv[2];
+  Tensor scores = torch::matmul(q, k.transpose(-2, -1));
+  if (size.defined()) {
+    // Proportional attention: a merged token counts as many.
+    scores = scores + size.log().reshape({batch, 1, 1, length});
+  }
+  Tensor attn = scores.softmax(-1);
+  if (summary) {
+    if (reducer->needs_cls_attention()) {
+      summary->cls_attention = attn.select(2, 0).narrow(-1, 1, length - 1).mean(1);
+    }
+    if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+  }
+  Tensor out = torch::matmul(attn, v).transpose(1, 2).reshape({batch, length, dim});
+  return b.proj(out);
+}
+
+Tensor ClcaModel::Impl::Embed(const Tensor& images) const {
+  const int64_t batch = images.size(0);
+  Tensor x = at::conv2d(images, patch_weight, patch_bias, {config.patch_size, config.patch_size});
+  x = x.flatten(2).transpose(1, 2);  // [B, n, C]
+  std::vector<Tensor> parts = {cls_token.expand({batch, -1, -1})};
+  if (config.backbone == Backbone::kDeit3) {
+    parts.push_back(x + pos_embed);
+    if (clr.defined()) parts.push_back(clr.expand({batch, -1, -1}));
+    x = torch::cat(parts, 1);
+  } else {
+    parts.push_back(x);
+    if (clr.defined()) parts.push_back(clr.expand({batch, -1, -1}));
+    x = torch::cat(parts, 1) + pos_embed;
+  }
+  if (config.backbone == Backbone::kClip) x = norm_pre(x);
+  return x;
+}
+
+Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per_stage) const {
+  if (!config.ifa_head) return head(norm(x.select(1, 0)));
+  Tensor stacked = torch::stack(cls_per_stage, -1);  // [B, C, G]
+  const int64_t stages = stacked.size(-1);
+  if (config.ifa_dws_conv_groups > 0) {
+    Tensor y = cla_norm_in(stacked);
+    y = at::conv1d(y, cla_conv_weight, cla_conv_bias, at::IntArrayRef{stages},
+                   at::IntArrayRef{0}, at::IntArrayRef{1}, config.embed_dim);
+    y = at::gelu(cla_norm_mid(y));
+    y = at::conv1d(y, cla_out_weight, cla_out_bias);
+    return y.squeeze(-1);
+  }
+  Tensor y = cla_pool(stacked).squeeze(-1).relu();
+  return cla_fc(cla_norm(y));
+}
+
+ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const {
+  const ModelConfig& c = config;
+  ForwardResult result;
+  Tokens tokens{Embed(images), Tensor()};
+  const int64_t n = c.num_patches();
+  const std::vector<int> recovery = c.recovery_layers();
+  const std::set<int> recovery_set(recovery.begin(), recovery.end());
+  // Tokens before this index are pooled into the cache's GAP carrier.
+  int64_t pool_end = tokens.x.size(1) - (c.has_clr() && !c.clc_pool_clr ? c.num_clr : 0);
+  std::vector<Tensor> cache;
+  std::vector<Tensor> cls_per_stage;
+  size_t step_index = 0;
+
+  for (int i = 0; i < c.depth; ++i) {
+    const BlockWeights& b = blocks[i];
+    const bool reduces = reducer && step_index < c.reduction_loc.size() &&
+                         c.reduction_loc[step_index] == i;
+    const ReductionStep step{static_cast<int>(step_index), keep_rate, n};
+    AttentionSummary summary;
+    if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
+      reducer->Reduce(step, summary, tokens);
+    }
+    const bool after_attention =
+        reduces && reducer->stage() == TokenReducer::Stage::kAfterAttention;
+    const Tensor& size = reducer && reducer->proportional_attention() ? tokens.size : Tensor();
+    Tensor a = Attention(b, b.norm1(tokens.x), size, after_attention ? &summary : nullptr);
+    tokens.x = tokens.x + (b.ls1.defined() ? a * b.ls1 : a);
+    if (after_attention) reducer->Reduce(step, summary, tokens);
+    Tensor m = b.fc2(at::gelu(b.fc1(b.norm2(tokens.x))));
+    tokens.x = tokens.x + (b.ls2.defined() ? m * b.ls2 : m);
+    if (reduces) ++step_index;
+    result.tokens.push_back(tokens.x.size(1));
+
+    if (c.clc && recovery_set.count(i)) {
+      pool_end = tokens.x.size(1);
+      if (!cache.empty()) {
+        Tensor recovered = torch::cat(cache, 1);
+        cache.clear();
+        if (tokens.size.defined()) {
+          tokens.size = torch::cat(
+              {tokens.size, torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.size.options())},
+              1);
+        }
+        tokens.x = torch::cat({tokens.x, recovered}, 1);
+      }
+    }
+    if (c.clc && i < recovery.back()) {
+      // Carriers: the mean of the current patch tokens, then the last tokens
+      // (positionally: after EViT that slot holds the fused token).
+      std::vector<Tensor> carriers;
+      if (c.clc_include_gap) {
+        const int64_t start = c.clc_pool_cls ? 0 : 1;
+        carriers.push_back(tokens.x.narrow(1, start, pool_end - start).mean(1, /*keepdim=*/true));
+      }
+      if (c.has_clr()) carriers.push_back(tokens.x.narrow(1, tokens.x.size(1) - c.num_clr, c.num_clr));
+      cache.push_back(torch::cat(carriers, 1));
+    }
+    if (c.ifa_head && (reduces || i == c.depth - 1)) {
+      cls_per_stage.push_back(tokens.x.select(1, 0));
+    }
+  }
+  result.logits = Head(tokens.x, cls_per_stage).to(torch::kFloat32);
+  return result;
+}
+
+ClcaModel::ClcaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClcaModel::~ClcaModel() = default;
+
+absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::Create(const ModelConfig& config,
+                                                             const StateDict& weights,
+                                                             const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->options = options;
+  auto dtype = ComputeType(options.precision);
+  if (!dtype.ok()) return dtype.status();
+  impl->dtype = *dtype;
+  try {
+    impl->device = torch::Device(options.device);
+    if (impl->device.is_cuda() && !torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device '", options.device, "' requested but CUDA is not available"));
+    }
+    c10::InferenceMode guard;
+    if (auto s = impl->Load(weights); !s.ok()) return s;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot build model '", config.model, "': ", e.what()));
+  }
+  return std::unique_ptr<ClcaModel>(new ClcaModel(std::move(impl)));
+}
+
+absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, double keep_rate) const {
+  if (auto s = ValidateKeepRate(keep_rate); !s.ok()) return s;
+  const ModelConfig& c = impl_->config;
+  if (!images.defined() || images.dim() != 4 || images.size(1) != 3 ||
+      images.size(2) != c.input_size || images.size(3) != c.input_size || images.size(0) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input must be a [B,3,", c.input_size, ",", c.input_size, "] tensor, got [",
+        images.defined() ? absl::StrJoin(images.sizes(), ",") : "undefined", "]"));
+  }
+  if (!images.is_floating_point()) {
+    return absl::InvalidArgumentError("input must be a floating-point tensor");
+  }
+  try {
+    c10::InferenceMode guard;
+    return impl_->Run(images.to(impl_->device, impl_->dtype), keep_rate);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("forward pass failed: ", e.what()));
+  }
+}
+
+const ModelConfig& ClcaModel::config() const { return impl_->config; }
+const ModelOptions& ClcaModel::options() const { return impl_->options; }
+torch::Device ClcaModel::device() const { return impl_->device; }
+StateDict ClcaModel::state_dict() const { return impl_->loaded; }
+
+int64_t ClcaModel::parameter_count() const {
+  int64_t count = 0;
+  for (const auto& [name, t] : impl_->loaded) {
+    if (t.is_floating_point()) count += t.numel();
+  }
+  return count;
+}
+
+}  // namespace clca

@@ -1,0 +1,132 @@
+// A small pickle reader that tolerates classes it does not know (such as the
+// argparse.Namespace in training checkpoints), and a writer for plain data.
+//
+// The reader executes no code: a GLOBAL becomes a name, and calling it builds
+// a PickleValue. The few callables `torch.save` archives need (OrderedDict,
+// the tensor and parameter rebuilders, storage persistent ids) are understood;
+// any other call is kept as an opaque object with its arguments and state.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace clca {
+
+struct PickleValue {
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,  // str, and Python 2 str (BINSTRING) decoded as text
+    kBytes,
+    kTuple,
+    kList,
+    kSet,
+    kDict,     // dict and collections.OrderedDict
+    kBigInt,   // an int outside int64; `str` holds its decimal digits
+    kGlobal,   // a class or function named by GLOBAL / STACK_GLOBAL
+    kObject,   // the result of calling a callable this reader does not know
+    kStorage,  // a torch storage, from a ('storage', ...) persistent id
+    kTensor,   // torch._utils._rebuild_tensor_v2(...)
+  };
+
+  Kind kind = Kind::kNone;
+  bool bool_value = false;
+  // kInt; kStorage: number of elements; kTensor: storage offset in elements.
+  int64_t int_value = 0;
+  double float_value = 0;
+  // kString (UTF-8) and kBytes payload; kBigInt: decimal digits (or a
+  // description when very long); kStorage: the record key in data/.
+  std::string str;
+  // kGlobal, kObject: the class or function. kStorage: module and class of its
+  // storage type (e.g. "torch", "HalfStorage").
+  std::string module;
+  std::string name;
+  // kTuple, kList, kSet: elements. kObject: items APPENDed to it. kTensor: one
+  // element, the storage.
+  std::vector<const PickleValue*> items;
+  // kDict: entries in insertion order; for a repeated key the last one counts.
+  // kObject: items SETITEMed into it.
+  std::vector<std::pair<const PickleValue*, const PickleValue*>> entries;
+  // kObject: the tuple of arguments it was called with, and the state given by
+  // BUILD (null when none).
+  const PickleValue* args = nullptr;
+  const PickleValue* state = nullptr;
+  // kTensor: shape and strides in elements.
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;
+
+  bool is(Kind k) const { return kind == k; }
+  // "module.name" for kGlobal, kObject and kStorage.
+  std::string qualified_name() const;
+};
+
+// Owns the values of one or more unpickled objects. Values refer to each other
+// by plain pointers (pickles share objects and may even form cycles), so they
+// live exactly as long as the arena.
+class PickleArena {
+ public:
+  PickleValue* New(PickleValue::Kind kind);
+  size_t size() const { return values_.size(); }
+
+ private:
+  std::deque<PickleValue> values_;
+};
+
+// Runs the pickle program in `data` (protocols 0-5, except out-of-band
+// buffers and the copyreg extension registry) and returns the object it
+// builds. Malformed input gives an error naming the offset and opcode.
+absl::StatusOr<const PickleValue*> Unpickle(std::string_view data, PickleArena* arena);
+
+// The value stored under the string key `key` of a kDict, or null.
+const PickleValue* PickleDictGet(const PickleValue& dict, std::string_view key);
+
+// A short human-readable description, e.g. "tensor(HalfStorage, [2, 3])" or
+// "<argparse.Namespace object>".
+std::string DescribePickleValue(const PickleValue& value);
+
+// Converts plain data to JSON: None, bool, int, float (kept a float even when
+// integer-valued), str, list/tuple/set (arrays) and dicts (objects; non-string
+// keys are written as json.dumps would). Anything else, and anything nested
+// too deeply, becomes its description string.
+nlohmann::json PickleToJson(const PickleValue& value);
+
+// Emits protocol-2 pickle opcodes. The caller is responsible for producing a
+// well-formed program (balanced marks, a final Stop()).
+class PickleWriter {
+ public:
+  PickleWriter();  // Emits PROTO 2.
+
+  void None();
+  void Bool(bool value);
+  void Int(int64_t value);
+  void Float(double value);
+  void String(std::string_view utf8);
+  void Global(std::string_view module, std::string_view name);
+  void Mark();
+  void EmptyTuple();
+  void EmptyList();
+  void EmptyDict();
+  void Tuple();     // Items since the last mark.
+  void Appends();   // Items since the last mark, into the list below it.
+  void SetItems();  // Key/value pairs since the last mark, into the dict below it.
+  void Reduce();
+  void PersistentId();  // BINPERSID
+  void Stop();
+
+  const std::string& data() const { return data_; }
+
+ private:
+  std::string data_;
+};
+
+}  // namespace clca

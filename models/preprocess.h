@@ -1,0 +1,78 @@
+// Evaluation-time image preprocessing, matching the reference (PIL) pipeline:
+// decode -> RGB -> bicubic resize to int(size/0.875) square (antialiased when
+// shrinking, as PIL does) -> center crop `size` -> [0,1] -> ImageNet normalise.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace clca {
+
+struct PreprocessOptions {
+  // Square side of the model input, in pixels.
+  int input_size = 224;
+  // Resize to int(input_size / crop_fraction) before the center crop.
+  double crop_fraction = 0.875;
+  // Refuse encoded inputs larger than this (bytes).
+  int64_t max_encoded_bytes = 32 << 20;
+  // Refuse images whose decoded width*height exceeds this.
+  int64_t max_pixels = 64LL << 20;
+};
+
+// An 8-bit RGB image, interleaved and row-major (height x width x 3).
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// Decodes an encoded image (JPEG, PNG, WebP, BMP, TIFF, ...) to RGB as PIL's
+// convert('RGB') does: alpha is dropped (no compositing), grayscale is
+// replicated, palettes are expanded; EXIF orientation is not applied. 16-bit
+// samples keep their high byte (PIL does the same for 16-bit colour PNGs but
+// clips 16-bit grayscale at 255). INVALID_ARGUMENT for empty, undecodable or
+// over-limit input; the pixel limit is checked on the header before decoding
+// for PNG, JPEG, WebP, BMP, TIFF and PNM, and after decoding otherwise.
+absl::StatusOr<RgbImage> DecodeImage(const uint8_t* data, size_t size,
+                                     const PreprocessOptions& options);
+
+// Resizes, center-crops and normalises a decoded image into `out`, which must
+// hold 3 * input_size * input_size floats (CHW). INVALID_ARGUMENT for bad
+// options or an empty image.
+absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& options,
+                               float* out);
+
+// Same, returning a new float32 tensor [3, input_size, input_size].
+absl::StatusOr<torch::Tensor> PreprocessRgb(const RgbImage& image,
+                                            const PreprocessOptions& options);
+
+// DecodeImage followed by PreprocessRgb: the normalised float32 tensor
+// [3, input_size, input_size]. INVALID_ARGUMENT for empty, undecodable or
+// over-limit images.
+absl::StatusOr<torch::Tensor> PreprocessEncoded(const uint8_t* data, size_t size,
+                                                const PreprocessOptions& options);
+
+// Same, reading the file at `path` first (NOT_FOUND if it cannot be read).
+absl::StatusOr<torch::Tensor> PreprocessFile(const std::string& path,
+                                             const PreprocessOptions& options);
+
+// PIL-compatible resampling of an 8-bit interleaved RGB image
+// (height x width x 3, row-major) to out_w x out_h with the bicubic filter
+// (a = -0.5), antialiased when shrinking; the horizontal pass runs first and
+// each pass rounds and clamps to 8 bits as PIL does.
+std::vector<uint8_t> ResizeBicubicPil(const uint8_t* rgb, int width, int height, int out_w,
+                                      int out_h);
+
+// The crop_w x crop_h window at (left, top) of ResizeBicubicPil's result,
+// computed without resampling the rest. The window must lie inside
+// out_w x out_h.
+std::vector<uint8_t> ResizeCropBicubicPil(const uint8_t* rgb, int width, int height, int out_w,
+                                          int out_h, int left, int top, int crop_w, int crop_h);
+
+}  // namespace clca

@@ -1,0 +1,80 @@
+// The seam between the transformer and its token-reduction method. Each method
+// is a TokenReducer built once per model (holding only learned parameters);
+// everything that varies per call (keep rate, token sizes) is passed in.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "models/config.h"
+#include "models/weights.h"
+
+namespace clca {
+
+// The token sequence of one forward call.
+struct Tokens {
+  // [B, N, C]; CLS first.
+  torch::Tensor x;
+  // [B, N, 1] sizes of merged tokens (ToMe), or undefined when all are 1.
+  torch::Tensor size;
+};
+
+// What the attention of a block exposes to methods that reduce after it.
+struct AttentionSummary {
+  // [B, N-1]: CLS attention to every other token, averaged over heads.
+  torch::Tensor cls_attention;
+  // [B, N, head_dim]: keys averaged over heads.
+  torch::Tensor key_mean;
+};
+
+// One reduction location of one forward call.
+struct ReductionStep {
+  int index = 0;            // p: 0 for the first location
+  double keep_rate = 1.0;   // validated by the caller
+  int64_t num_patches = 0;  // n, patches of the input image
+};
+
+class TokenReducer {
+ public:
+  enum class Stage {
+    kBeforeBlock,     // DynamicViT, PatchMerger, SiT, DPC-KNN
+    kAfterAttention,  // EViT, Top-K, ToMe: between attention and MLP
+  };
+
+  virtual ~TokenReducer() = default;
+  virtual Stage stage() const = 0;
+  virtual bool needs_cls_attention() const { return false; }
+  virtual bool needs_key_mean() const { return false; }
+  // Whether merged-token sizes feed the attention (ToMe's proportional attention).
+  virtual bool proportional_attention() const { return false; }
+
+  // Sequence length after the reduction, given the length before it (CLS and
+  // cached tokens included). Forward and the cost model both use it.
+  virtual int64_t TokensAfter(const ReductionStep& step, int64_t length) const = 0;
+  // Multiply-accumulates per image of the reduction's own work.
+  virtual double ExtraMacs(const ReductionStep& step, int64_t length, int embed_dim,
+                           int head_dim) const {
+    return 0;
+  }
+  // Reduces `tokens` in place.
+  virtual void Reduce(const ReductionStep& step, const AttentionSummary& attention,
+                      Tokens& tokens) const = 0;
+};
+
+// Builds the reducer of `config.reduction` (null for kNone), taking its learned
+// parameters from `weights`.
+absl::StatusOr<std::unique_ptr<TokenReducer>> MakeReducer(const ModelConfig& config,
+                                                          WeightStore& weights);
+
+// Tensor shapes of the method's learned parameters, for random initialisation.
+std::vector<std::pair<std::string, std::vector<int64_t>>> ReducerParameterShapes(
+    const ModelConfig& config);
+
+// Built-in methods.
+std::unique_ptr<TokenReducer> MakeClsAttentionReducer(bool fuse_dropped);  // EViT / Top-K
+std::unique_ptr<TokenReducer> MakeTomeReducer();
+
+}  // namespace clca

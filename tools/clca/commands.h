@@ -1,0 +1,15 @@
+// Subcommands of the `clca` tool. Each registers itself on the CLI11 app and
+// returns the process exit code through `*exit_code` once run.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace clca::tool {
+
+void AddRunCommand(CLI::App& app, int* exit_code);
+void AddFlopsCommand(CLI::App& app, int* exit_code);
+void AddPreprocessCommand(CLI::App& app, int* exit_code);
+void AddInspectCommand(CLI::App& app, int* exit_code);
+void AddInitCommand(CLI::App& app, int* exit_code);
+
+}  // namespace clca::tool

@@ -253,7 +253,9 @@ absl::StatusOr<ModelConfig> ResolveConfig(const json& given, const json* checkpo
     } else {
       return TypeError("keep_rate", *v, "a number or a list of numbers");
     }
-    if (rates.empty()) return TypeError("keep_rate", *v, "a non-empty list");
+    // An empty list (the reference's value for models without reduction)
+    // means every token is kept.
+    if (rates.empty()) rates.push_back(1.0);
     for (double r : rates) {
       if (r != rates[0]) {
         return absl::InvalidArgumentError(absl::StrCat(

@@ -36,8 +36,9 @@ absl::StatusOr<Cost> EstimateCost(const ModelConfig& config, double keep_rate) {
   int step_index = 0;
   for (int i = 0; i < config.depth; ++i) {
     int64_t after = length;
-    const bool reduces = *reducer && step_index < static_cast<int>(config.reduction_loc.size()) &&
-                         config.reduction_loc[step_index] == i;
+    const bool at_location = step_index < static_cast<int>(config.reduction_loc.size()) &&
+                             config.reduction_loc[step_index] == i;
+    const bool reduces = *reducer && at_location;
     ReductionStep step{step_index, keep_rate, n};
     if (reduces && (*reducer)->stage() == TokenReducer::Stage::kBeforeBlock) {
       cost.macs += (*reducer)->ExtraMacs(step, length, config.embed_dim, head_dim);
@@ -51,7 +52,7 @@ absl::StatusOr<Cost> EstimateCost(const ModelConfig& config, double keep_rate) {
       after = (*reducer)->TokensAfter(step, length);
     }
     cost.macs += 2 * static_cast<double>(after) * c * hidden;  // MLP
-    if (reduces) ++step_index;
+    if (at_location) ++step_index;
     length = after;
     cost.tokens.push_back(length);
     if (config.clc && recovery_set.count(i)) {

@@ -45,7 +45,37 @@ Tensor ResizePositionGrid(const Tensor& pos_embed, int64_t prefix, int64_t suffi
       .contiguous();
 }
 
+// Names the size fields that disagree with the checkpoint, before the
+// per-tensor comparison would list every tensor.
+absl::Status CheckSizes(const ModelConfig& c, const StateDict& weights) {
+  int64_t dim = -1, depth = 0;
+  for (const auto& [name, t] : weights) {
+    if (name == "cls_token" && t.dim() == 3) dim = t.size(2);
+    if (name.rfind("blocks.", 0) == 0) {
+      depth = std::max<int64_t>(depth, std::atoll(name.c_str() + 7) + 1);
+    }
+  }
+  std::vector<std::string> hints;
+  if (dim > 0 && dim != c.embed_dim) {
+    hints.push_back(absl::StrCat("embed_dim is ", dim, " in the checkpoint but ", c.embed_dim,
+                                 " in the configuration"));
+  }
+  if (depth > 0 && depth != c.depth) {
+    hints.push_back(absl::StrCat("depth is ", depth, " in the checkpoint but ", c.depth,
+                                 " in the configuration"));
+  }
+  if (hints.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("checkpoint does not match the configuration of '", c.model, "': ",
+                   absl::StrJoin(hints, "; "), " (set embed_dim, depth and num_heads)"));
+}
+
 }  // namespace
+
+std::string ExceptionMessage(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
 
 struct ClcaModel::Impl {
   ModelConfig config;
@@ -78,6 +108,7 @@ struct ClcaModel::Impl {
 
 absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
   const ModelConfig& c = config;
+  if (auto s = CheckSizes(c, weights); !s.ok()) return s;
   const int64_t dim = c.embed_dim;
   const int64_t hidden = static_cast<int64_t>(std::floor(dim * c.mlp_ratio));
   const bool deit3 = c.backbone == Backbone::kDeit3;
@@ -258,8 +289,9 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
 
   for (int i = 0; i < c.depth; ++i) {
     const BlockWeights& b = blocks[i];
-    const bool reduces = reducer && step_index < c.reduction_loc.size() &&
-                         c.reduction_loc[step_index] == i;
+    const bool at_location =
+        step_index < c.reduction_loc.size() && c.reduction_loc[step_index] == i;
+    const bool reduces = reducer && at_location;
     const ReductionStep step{static_cast<int>(step_index), keep_rate, n};
     AttentionSummary summary;
     if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
@@ -273,7 +305,7 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
     if (after_attention) reducer->Reduce(step, summary, tokens);
     Tensor m = b.fc2(at::gelu(b.fc1(b.norm2(tokens.x))));
     tokens.x = tokens.x + (b.ls2.defined() ? m * b.ls2 : m);
-    if (reduces) ++step_index;
+    if (at_location) ++step_index;
     result.tokens.push_back(tokens.x.size(1));
 
     if (c.clc && recovery_set.count(i)) {
@@ -300,7 +332,7 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
       if (c.has_clr()) carriers.push_back(tokens.x.narrow(1, tokens.x.size(1) - c.num_clr, c.num_clr));
       cache.push_back(torch::cat(carriers, 1));
     }
-    if (c.ifa_head && (reduces || i == c.depth - 1)) {
+    if (c.ifa_head && (at_location || i == c.depth - 1)) {
       cls_per_stage.push_back(tokens.x.select(1, 0));
     }
   }
@@ -329,7 +361,7 @@ absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::Create(const ModelConfig& 
     c10::InferenceMode guard;
     if (auto s = impl->Load(weights); !s.ok()) return s;
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot build model '", config.model, "': ", e.what()));
+    return absl::InvalidArgumentError(absl::StrCat("cannot build model '", config.model, "': ", ExceptionMessage(e)));
   }
   return std::unique_ptr<ClcaModel>(new ClcaModel(std::move(impl)));
 }
@@ -350,7 +382,7 @@ absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, do
     c10::InferenceMode guard;
     return impl_->Run(images.to(impl_->device, impl_->dtype), keep_rate);
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("forward pass failed: ", e.what()));
+    return absl::InternalError(absl::StrCat("forward pass failed: ", ExceptionMessage(e)));
   }
 }
 

@@ -80,4 +80,7 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& checkpoint_path,
                                       const nlohmann::json& given_config,
                                       const ModelOptions& options = {});
 
+// The message of an exception thrown by LibTorch, without its C++ backtrace.
+std::string ExceptionMessage(const std::exception& e);
+
 }  // namespace clca

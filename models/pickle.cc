@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 
 namespace clca {
 namespace {
@@ -43,7 +44,7 @@ constexpr int kMaxCallDepth = 8;
 constexpr size_t kMaxBigIntBytes = 1024;
 
 // Decimal digits of a little-endian two's-complement integer.
-std::string LittleEndianToDecimal(std::string_view bytes) {
+std::string LittleEndianToDecimal(absl::string_view bytes) {
   if (bytes.size() > kMaxBigIntBytes) return absl::StrCat("<int of ", bytes.size(), " bytes>");
   std::vector<uint8_t> mag(bytes.begin(), bytes.end());
   const bool negative = !mag.empty() && (mag.back() & 0x80);
@@ -72,14 +73,14 @@ std::string LittleEndianToDecimal(std::string_view bytes) {
 }
 
 // Python 2 module names as Python 3 knows them.
-std::string CanonicalModule(std::string_view module) {
+std::string CanonicalModule(absl::string_view module) {
   if (module == "__builtin__") return "builtins";
   if (module == "copy_reg") return "copyreg";
   return std::string(module);
 }
 
 // Encodes UTF-8 text as Latin-1 bytes (what protocol 2 does to `bytes`).
-bool Latin1Encode(std::string_view utf8, std::string* out) {
+bool Latin1Encode(absl::string_view utf8, std::string* out) {
   out->clear();
   for (size_t i = 0; i < utf8.size(); ++i) {
     uint8_t c = static_cast<uint8_t>(utf8[i]);
@@ -97,36 +98,36 @@ bool Latin1Encode(std::string_view utf8, std::string* out) {
 
 class Unpickler {
  public:
-  Unpickler(std::string_view data, PickleArena* arena)
+  Unpickler(absl::string_view data, PickleArena* arena)
       : data_(data), arena_(arena), budget_(4 * data.size() + (size_t{1} << 20)) {}
 
   absl::StatusOr<const PickleValue*> Run();
 
  private:
   absl::Status Step();
-  absl::Status Error(std::string_view what) const {
+  absl::Status Error(absl::string_view what) const {
     return absl::InvalidArgumentError(
         absl::StrFormat("pickle: %s (opcode 0x%02x at offset %d)", what, opcode_, opcode_pos_));
   }
   absl::Status Truncated() const { return Error("data ends inside the opcode's argument"); }
 
   // Reading arguments; each returns false at the end of the data.
-  bool Read(size_t n, std::string_view* out) {
+  bool Read(size_t n, absl::string_view* out) {
     if (n > data_.size() - pos_) return false;
     *out = data_.substr(pos_, n);
     pos_ += n;
     return true;
   }
   bool ReadUint(size_t n, uint64_t* out) {
-    std::string_view b;
+    absl::string_view b;
     if (!Read(n, &b)) return false;
     *out = 0;
     for (size_t i = n; i-- > 0;) *out = (*out << 8) | static_cast<uint8_t>(b[i]);
     return true;
   }
-  bool ReadLine(std::string_view* out) {
+  bool ReadLine(absl::string_view* out) {
     size_t end = data_.find('\n', pos_);
-    if (end == std::string_view::npos) return false;
+    if (end == absl::string_view::npos) return false;
     *out = data_.substr(pos_, end - pos_);
     pos_ = end + 1;
     return true;
@@ -138,10 +139,12 @@ class Unpickler {
     return arena_->New(kind);
   }
   absl::Status Push(Kind kind, PickleValue** out = nullptr);
-  absl::Status PushString(Kind kind, std::string_view payload);
-  absl::Status PushInt(std::string_view little_endian);
+  absl::Status PushString(Kind kind, absl::string_view payload);
+  absl::Status PushInt(absl::string_view little_endian);
+  // Work beyond one step per opcode (copying containers, converting long
+  // ints) is paid from a budget proportional to the input size.
   absl::Status Charge(size_t n) {
-    if (n > budget_) return Error("too much copying");
+    if (n > budget_) return Error("too much work for the size of the pickle");
     budget_ -= n;
     return absl::OkStatus();
   }
@@ -163,11 +166,12 @@ class Unpickler {
   absl::StatusOr<PickleValue*> CallKnown(const std::string& fn,
                                          const std::vector<const PickleValue*>& args, int depth,
                                          bool* known);
+  absl::StatusOr<PickleValue*> NewObject(const PickleValue& cls);
   absl::StatusOr<PickleValue*> Collection(Kind kind, const std::vector<const PickleValue*>& args);
   absl::StatusOr<PickleValue*> RebuildTensor(const std::vector<const PickleValue*>& args);
   absl::StatusOr<PickleValue*> PersistentLoad(PickleValue* pid);
 
-  std::string_view data_;
+  absl::string_view data_;
   PickleArena* arena_;
   size_t budget_;
   size_t pos_ = 0;
@@ -200,14 +204,14 @@ absl::Status Unpickler::Push(Kind kind, PickleValue** out) {
   return absl::OkStatus();
 }
 
-absl::Status Unpickler::PushString(Kind kind, std::string_view payload) {
+absl::Status Unpickler::PushString(Kind kind, absl::string_view payload) {
   PickleValue* v;
   if (absl::Status s = Push(kind, &v); !s.ok()) return s;
   v->str = std::string(payload);
   return absl::OkStatus();
 }
 
-absl::Status Unpickler::PushInt(std::string_view le) {
+absl::Status Unpickler::PushInt(absl::string_view le) {
   const bool negative = !le.empty() && (le.back() & 0x80);
   // Drop sign-extension bytes beyond the eighth.
   size_t n = le.size();
@@ -215,6 +219,8 @@ absl::Status Unpickler::PushInt(std::string_view le) {
   const bool fits = n < 8 || (n == 8 && ((le[7] & 0x80) != 0) == negative);
   PickleValue* v;
   if (!fits) {
+    // The decimal conversion is quadratic in the length.
+    if (absl::Status s = Charge(le.size() * le.size()); !s.ok()) return s;
     if (absl::Status s = Push(Kind::kBigInt, &v); !s.ok()) return s;
     v->str = LittleEndianToDecimal(le);
     return absl::OkStatus();
@@ -288,7 +294,7 @@ absl::Status Unpickler::Get(uint64_t index) {
 }
 
 absl::Status Unpickler::Step() {
-  std::string_view arg, arg2;
+  absl::string_view arg, arg2;
   uint64_t n = 0;
   switch (opcode_) {
     case op::kProto:
@@ -499,6 +505,8 @@ absl::Status Unpickler::Step() {
         if (!(*n_value)->is(Kind::kString) || !(*m_value)->is(Kind::kString)) {
           return Error("STACK_GLOBAL needs two strings");
         }
+        const size_t size = (*m_value)->str.size() + (*n_value)->str.size();
+        if (absl::Status s = Charge(size); !s.ok()) return s;
         module = (*m_value)->str;
         name = (*n_value)->str;
       }
@@ -590,15 +598,13 @@ absl::StatusOr<PickleValue*> Unpickler::Call(const PickleValue& callable, const 
   if (!callable.is(Kind::kGlobal) && !callable.is(Kind::kObject)) {
     return Error(absl::StrCat("cannot call ", DescribePickleValue(callable)));
   }
-  if (callable.is(Kind::kGlobal)) {
+  if (callable.is(Kind::kGlobal) && callable.module.size() + callable.name.size() < 100) {
     bool known = false;
     auto v = CallKnown(callable.qualified_name(), args.items, depth, &known);
     if (known) return v;
   }
-  auto v = New(Kind::kObject);
+  auto v = NewObject(callable);
   if (!v.ok()) return v.status();
-  (*v)->module = callable.module;
-  (*v)->name = callable.name;
   (*v)->args = &args;
   return *v;
 }
@@ -635,9 +641,9 @@ absl::StatusOr<PickleValue*> Unpickler::CallKnown(const std::string& fn,
   // Protocol 2 pickles `bytes` as _codecs.encode(text, "latin1").
   if (fn == "_codecs.encode" && args.size() == 2 && args[0]->is(Kind::kString) &&
       args[1]->is(Kind::kString) && (args[1]->str == "latin1" || args[1]->str == "latin-1")) {
+    if (absl::Status s = Charge(args[0]->str.size()); !s.ok()) return s;
     std::string bytes;
     if (Latin1Encode(args[0]->str, &bytes)) {
-      if (absl::Status s = Charge(bytes.size()); !s.ok()) return s;
       auto v = New(Kind::kBytes);
       if (!v.ok()) return v.status();
       (*v)->str = std::move(bytes);
@@ -647,14 +653,20 @@ absl::StatusOr<PickleValue*> Unpickler::CallKnown(const std::string& fn,
   // copyreg._reconstructor(cls, base, state) makes an instance of cls, to
   // which BUILD may give state later.
   if (fn == "copyreg._reconstructor" && !args.empty() && args[0]->is(Kind::kGlobal)) {
-    auto v = New(Kind::kObject);
-    if (!v.ok()) return v.status();
-    (*v)->module = args[0]->module;
-    (*v)->name = args[0]->name;
-    return *v;
+    return NewObject(*args[0]);
   }
   *known = false;
   return nullptr;
+}
+
+// An opaque instance of the class (or callable) `cls`.
+absl::StatusOr<PickleValue*> Unpickler::NewObject(const PickleValue& cls) {
+  if (absl::Status s = Charge(cls.module.size() + cls.name.size()); !s.ok()) return s;
+  auto v = New(Kind::kObject);
+  if (!v.ok()) return v.status();
+  (*v)->module = cls.module;
+  (*v)->name = cls.name;
+  return *v;
 }
 
 // dict(x), list(x), tuple(x), set(x) of another container (or of nothing).
@@ -741,6 +753,8 @@ absl::StatusOr<PickleValue*> Unpickler::PersistentLoad(PickleValue* pid) {
         !f[4]->is(Kind::kInt) || f[4]->int_value < 0) {
       return Error("malformed storage persistent id");
     }
+    const size_t size = f[1]->module.size() + f[1]->name.size() + f[2]->str.size();
+    if (absl::Status s = Charge(size); !s.ok()) return s;
     auto v = New(Kind::kStorage);
     if (!v.ok()) return v.status();
     (*v)->module = f[1]->module;
@@ -767,7 +781,7 @@ PickleValue* PickleArena::New(PickleValue::Kind kind) {
 }
 
 absl::StatusOr<const PickleValue*> Unpickle(std::string_view data, PickleArena* arena) {
-  return Unpickler(data, arena).Run();
+  return Unpickler(absl::string_view(data.data(), data.size()), arena).Run();
 }
 
 const PickleValue* PickleDictGet(const PickleValue& dict, std::string_view key) {

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "models/pickle.h"
 
 namespace clca {
@@ -13,9 +14,21 @@ namespace {
 using Kind = PickleValue::Kind;
 
 constexpr int kMaxJsonDepth = 64;
-// Shared sub-objects are expanded each time they occur; this bounds the work.
+// Shared sub-objects are expanded each time they occur; these bound the work.
 constexpr size_t kMaxJsonNodes = size_t{1} << 20;
+constexpr size_t kMaxJsonStringBytes = size_t{64} << 20;
 constexpr size_t kMaxQuotedChars = 40;
+constexpr size_t kMaxNameChars = 200;
+
+std::string Shortened(absl::string_view s, size_t max_chars) {
+  if (s.size() <= max_chars) return std::string(s);
+  return absl::StrCat(s.substr(0, max_chars), "...");
+}
+
+// module.name, with each part shortened.
+std::string Name(const PickleValue& v) {
+  return absl::StrCat(Shortened(v.module, kMaxNameChars), ".", Shortened(v.name, kMaxNameChars));
+}
 
 // Replaces invalid UTF-8 with U+FFFD, so the JSON can always be dumped.
 std::string ValidUtf8(std::string_view s) {
@@ -89,11 +102,11 @@ class JsonConverter {
         return v.int_value;
       case Kind::kBigInt:
         if (uint64_t u; !v.str.empty() && v.str[0] != '-' && absl::SimpleAtoi(v.str, &u)) return u;
-        return v.str;
+        return Text(v.str);
       case Kind::kFloat:
         return v.float_value;
       case Kind::kString:
-        return ValidUtf8(v.str);
+        return Text(v.str);
       case Kind::kTuple:
       case Kind::kList:
       case Kind::kSet: {
@@ -103,16 +116,28 @@ class JsonConverter {
       }
       case Kind::kDict: {
         nlohmann::json o = nlohmann::json::object();
-        for (const auto& [key, value] : v.entries) o[JsonKey(*key)] = Convert(*value, depth + 1);
+        for (const auto& [key, value] : v.entries) {
+          // Keys other than strings have short descriptions.
+          string_bytes_ += key->str.size();
+          if (string_bytes_ > kMaxJsonStringBytes) break;
+          o[JsonKey(*key)] = Convert(*value, depth + 1);
+        }
         return o;
       }
       default:
-        return ValidUtf8(DescribePickleValue(v));
+        return Text(DescribePickleValue(v));
     }
   }
 
  private:
+  nlohmann::json Text(const std::string& s) {
+    string_bytes_ += s.size();
+    if (string_bytes_ > kMaxJsonStringBytes) return "<...>";
+    return ValidUtf8(s);
+  }
+
   size_t nodes_ = 0;
+  size_t string_bytes_ = 0;
 };
 
 }  // namespace
@@ -130,9 +155,7 @@ std::string DescribePickleValue(const PickleValue& v) {
     case Kind::kFloat:
       return FloatRepr(v.float_value);
     case Kind::kString:
-      return v.str.size() <= kMaxQuotedChars
-                 ? absl::StrCat("'", v.str, "'")
-                 : absl::StrCat("'", v.str.substr(0, kMaxQuotedChars), "...'");
+      return absl::StrCat("'", Shortened(v.str, kMaxQuotedChars), "'");
     case Kind::kBytes:
       return absl::StrCat("<bytes of length ", v.str.size(), ">");
     case Kind::kTuple:
@@ -144,13 +167,14 @@ std::string DescribePickleValue(const PickleValue& v) {
     case Kind::kDict:
       return absl::StrCat("<dict of ", v.entries.size(), " items>");
     case Kind::kGlobal:
-      return v.qualified_name();
+      return Name(v);
     case Kind::kObject:
-      return absl::StrCat("<", v.qualified_name(), " object>");
+      return absl::StrCat("<", Name(v), " object>");
     case Kind::kStorage:
-      return absl::StrCat("<", v.qualified_name(), " of ", v.int_value, " elements>");
+      return absl::StrCat("<", Name(v), " of ", v.int_value,
+                          " elements>");
     case Kind::kTensor: {
-      const std::string type = v.items.empty() ? "?" : v.items[0]->name;
+      const std::string type = v.items.empty() ? "?" : Shortened(v.items[0]->name, kMaxNameChars);
       return absl::StrCat("tensor(", type, ", [", absl::StrJoin(v.sizes, ", "), "])");
     }
   }

@@ -17,7 +17,8 @@ namespace clca {
 struct PreprocessOptions {
   // Square side of the model input, in pixels.
   int input_size = 224;
-  // Resize to int(input_size / crop_fraction) before the center crop.
+  // Resize to int(input_size / crop_fraction) before the center crop; in
+  // (0, 1].
   double crop_fraction = 0.875;
   // Refuse encoded inputs larger than this (bytes).
   int64_t max_encoded_bytes = 32 << 20;
@@ -35,10 +36,11 @@ struct RgbImage {
 // Decodes an encoded image (JPEG, PNG, WebP, BMP, TIFF, ...) to RGB as PIL's
 // convert('RGB') does: alpha is dropped (no compositing), grayscale is
 // replicated, palettes are expanded; EXIF orientation is not applied. 16-bit
-// samples keep their high byte (PIL does the same for 16-bit colour PNGs but
-// clips 16-bit grayscale at 255). INVALID_ARGUMENT for empty, undecodable or
-// over-limit input; the pixel limit is checked on the header before decoding
-// for PNG, JPEG, WebP, BMP, TIFF and PNM, and after decoding otherwise.
+// samples keep their high byte (as PIL reads 16-bit RGB(A) and gray+alpha
+// PNGs; PIL clips plain 16-bit grayscale at 255 instead). Float images are
+// refused. INVALID_ARGUMENT for empty, undecodable or over-limit input; the
+// pixel limit is checked on the header before decoding for PNG, JPEG, WebP,
+// BMP, TIFF and PNM, and after decoding otherwise.
 absl::StatusOr<RgbImage> DecodeImage(const uint8_t* data, size_t size,
                                      const PreprocessOptions& options);
 
@@ -65,7 +67,8 @@ absl::StatusOr<torch::Tensor> PreprocessFile(const std::string& path,
 // PIL-compatible resampling of an 8-bit interleaved RGB image
 // (height x width x 3, row-major) to out_w x out_h with the bicubic filter
 // (a = -0.5), antialiased when shrinking; the horizontal pass runs first and
-// each pass rounds and clamps to 8 bits as PIL does.
+// each pass rounds and clamps to 8 bits as PIL does. All sizes must be
+// positive.
 std::vector<uint8_t> ResizeBicubicPil(const uint8_t* rgb, int width, int height, int out_w,
                                       int out_h);
 

@@ -1,5 +1,7 @@
 #include "models/weights.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -49,12 +51,18 @@ absl::Status WeightStore::Finish() const {
     if (!ignored) unexpected.push_back(name);
   }
   if (missing_.empty() && problems_.empty() && unexpected.empty()) return absl::OkStatus();
+  // Long lists are cut: the first few say what is wrong.
+  auto list = [](const std::vector<std::string>& items, const char* sep) {
+    constexpr size_t kShown = 8;
+    std::vector<std::string> shown(items.begin(), items.begin() + std::min(items.size(), kShown));
+    std::string out = absl::StrJoin(shown, sep);
+    if (items.size() > kShown) absl::StrAppend(&out, sep, "... (", items.size() - kShown, " more)");
+    return out;
+  };
   std::vector<std::string> parts;
-  if (!missing_.empty()) parts.push_back(absl::StrCat("missing keys: ", absl::StrJoin(missing_, ", ")));
-  if (!problems_.empty()) parts.push_back(absl::StrCat("mis-shaped: ", absl::StrJoin(problems_, "; ")));
-  if (!unexpected.empty()) {
-    parts.push_back(absl::StrCat("unexpected keys: ", absl::StrJoin(unexpected, ", ")));
-  }
+  if (!missing_.empty()) parts.push_back(absl::StrCat("missing keys: ", list(missing_, ", ")));
+  if (!problems_.empty()) parts.push_back(absl::StrCat("mis-shaped: ", list(problems_, "; ")));
+  if (!unexpected.empty()) parts.push_back(absl::StrCat("unexpected keys: ", list(unexpected, ", ")));
   return absl::InvalidArgumentError(
       absl::StrCat("checkpoint does not match the configuration: ", absl::StrJoin(parts, " | ")));
 }

@@ -1,4 +1,6 @@
 // clca run: logits, token counts and cost of a checkpoint on tensors or images.
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 
@@ -80,7 +82,7 @@ absl::StatusOr<torch::Tensor> ReadInput(const std::string& path, int input_size)
 
 struct RunArgs {
   std::string checkpoint, config, input, output, device = "cpu";
-  double keep_rate = -1;
+  std::string keep_rate;  // empty: the model's default
 };
 
 int Run(const RunArgs& a) {
@@ -91,7 +93,14 @@ int Run(const RunArgs& a) {
   auto loaded = LoadModel(a.checkpoint, *given, options);
   if (!loaded.ok()) return Fail(loaded.status());
   const ClcaModel& model = *loaded->model;
-  const double keep_rate = a.keep_rate >= 0 ? a.keep_rate : model.config().keep_rate;
+  double keep_rate = model.config().keep_rate;
+  if (!a.keep_rate.empty()) {
+    char* end = nullptr;
+    keep_rate = std::strtod(a.keep_rate.c_str(), &end);
+    if (end == a.keep_rate.c_str() || *end != '\0') {
+      return Fail(absl::InvalidArgumentError("--keep-rate must be a number in (0, 1]"));
+    }
+  }
   auto input = ReadInput(a.input, model.config().input_size);
   if (!input.ok()) return Fail(input.status());
   auto result = model.Forward(*input, keep_rate);

@@ -1,0 +1,66 @@
+// Helpers for tests that use the reference parity vectors in tests/data/parity.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace clca::testing {
+
+inline std::string ParityDir() { return std::string(CLCA_TEST_DATA) + "/parity"; }
+
+inline nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// A torch.save'd dict of tensors (the parity `*.expected.pt` files).
+inline c10::Dict<c10::IValue, c10::IValue> ReadTensorDict(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return torch::pickle_load(bytes).toGenericDict();
+}
+
+inline torch::Tensor Get(const c10::Dict<c10::IValue, c10::IValue>& d, const std::string& key) {
+  return d.at(key).toTensor();
+}
+
+// Case stems: every NAME with a NAME.config.json.
+inline std::vector<std::string> ParityCases() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(ParityDir())) {
+    std::string f = e.path().filename().string();
+    const std::string suffix = ".config.json";
+    if (f.size() > suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      names.push_back(f.substr(0, f.size() - suffix.size()));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// (keep rate, expected file) pairs of a case: NAME.expected.pt at the
+// configured rate and every NAME.krR.expected.pt at R.
+inline std::vector<std::pair<double, std::string>> ExpectedFiles(const std::string& name,
+                                                                 double configured) {
+  std::vector<std::pair<double, std::string>> out = {
+      {configured, ParityDir() + "/" + name + ".expected.pt"}};
+  const std::string prefix = name + ".kr";
+  for (const auto& e : std::filesystem::directory_iterator(ParityDir())) {
+    std::string f = e.path().filename().string();
+    const std::string suffix = ".expected.pt";
+    if (f.rfind(prefix, 0) == 0 && f.size() > prefix.size() + suffix.size() &&
+        f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      double kr = std::stod(f.substr(prefix.size(), f.size() - prefix.size() - suffix.size()));
+      out.push_back({kr, e.path().string()});
+    }
+  }
+  return out;
+}
+
+}  // namespace clca::testing

@@ -57,8 +57,8 @@ struct PickleValue {
   // kDict: entries in insertion order; for a repeated key the last one counts.
   // kObject: items SETITEMed into it.
   std::vector<std::pair<const PickleValue*, const PickleValue*>> entries;
-  // kObject: the tuple of arguments it was called with, and the state given by
-  // BUILD (null when none).
+  // kObject: the arguments it was called with (a tuple, or null), and the
+  // state BUILD gave it (or null).
   const PickleValue* args = nullptr;
   const PickleValue* state = nullptr;
   // kTensor: shape and strides in elements.
@@ -82,9 +82,10 @@ class PickleArena {
   std::deque<PickleValue> values_;
 };
 
-// Runs the pickle program in `data` (protocols 0-5, except out-of-band
-// buffers and the copyreg extension registry) and returns the object it
-// builds. Malformed input gives an error naming the offset and opcode.
+// Runs the pickle program in `data` and returns the object it builds.
+// Protocols 0-5 are read, except protocol 0's quoted STRING and UNICODE,
+// out-of-band buffers and the copyreg extension registry. Malformed input
+// gives an error naming the opcode and its offset.
 absl::StatusOr<const PickleValue*> Unpickle(std::string_view data, PickleArena* arena);
 
 // The value stored under the string key `key` of a kDict, or null.

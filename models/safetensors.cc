@@ -1,8 +1,11 @@
 #include "models/safetensors.h"
 
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -99,6 +102,7 @@ absl::StatusOr<SafetensorsFile> Read(std::ifstream& in, uint64_t file_size) {
   const uint64_t data_start = 8 + header_size;
   const uint64_t data_size = file_size - data_start;
   SafetensorsFile file;
+  std::vector<Entry> entries;
   for (const auto& [name, info] : json.items()) {
     if (name == "__metadata__") {
       if (!info.is_object()) return absl::InvalidArgumentError("__metadata__ is not an object");
@@ -107,14 +111,29 @@ absl::StatusOr<SafetensorsFile> Read(std::ifstream& in, uint64_t file_size) {
     }
     auto entry = ParseEntry(name, info, data_size);
     if (!entry.ok()) return entry.status();
-    torch::Tensor t = torch::empty(entry->shape, torch::TensorOptions().dtype(entry->dtype));
-    const uint64_t nbytes = entry->end - entry->begin;
-    if (nbytes > 0 &&
-        (!in.seekg(static_cast<std::streamoff>(data_start + entry->begin)) ||
-         !in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(nbytes)))) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot read the data of tensor '", name, "'"));
+    entries.push_back(*std::move(entry));
+  }
+  // Tensors may not share bytes (so the file cannot expand in memory).
+  std::vector<const Entry*> by_offset;
+  for (const Entry& e : entries) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return std::tie(a->begin, a->end) < std::tie(b->begin, b->end);
+  });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    if (by_offset[i]->begin < by_offset[i - 1]->end) {
+      return absl::InvalidArgumentError(absl::StrCat("tensors '", by_offset[i - 1]->name, "' and '",
+                                                     by_offset[i]->name, "' overlap"));
     }
-    file.tensors.emplace_back(name, std::move(t));
+  }
+  for (const Entry& e : entries) {
+    torch::Tensor t = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype));
+    const uint64_t nbytes = e.end - e.begin;
+    if (nbytes > 0 &&
+        (!in.seekg(static_cast<std::streamoff>(data_start + e.begin)) ||
+         !in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(nbytes)))) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot read the data of tensor '", e.name, "'"));
+    }
+    file.tensors.emplace_back(e.name, std::move(t));
   }
   return file;
 }

@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -270,32 +270,37 @@ TEST(PickleTest, WriterOutputReadsBack) {
   EXPECT_EQ(json[ints.size() + 6], nlohmann::json({{"k", 1}}));
 }
 
-// _rebuild_tensor_v2 of a FloatStorage of `numel` with the given view.
+// _rebuild_tensor_v2 of FloatStorage `key` of `numel` with the given view.
+void WriteTensorRef(PickleWriter* w, const std::string& key, int64_t numel, int64_t offset,
+                    std::vector<int64_t> size, std::vector<int64_t> stride) {
+  w->Global("torch._utils", "_rebuild_tensor_v2");
+  w->Mark();
+  w->Mark();
+  w->String("storage");
+  w->Global("torch", "FloatStorage");
+  w->String(key);
+  w->String("cpu");
+  w->Int(numel);
+  w->Tuple();
+  w->PersistentId();
+  w->Int(offset);
+  for (const auto* dims : {&size, &stride}) {
+    w->Mark();
+    for (int64_t d : *dims) w->Int(d);
+    w->Tuple();
+  }
+  w->Bool(false);
+  w->Global("collections", "OrderedDict");
+  w->EmptyTuple();
+  w->Reduce();
+  w->Tuple();
+  w->Reduce();
+}
+
 std::string TensorPickle(int64_t numel, int64_t offset, std::vector<int64_t> size,
                          std::vector<int64_t> stride) {
   PickleWriter w;
-  w.Global("torch._utils", "_rebuild_tensor_v2");
-  w.Mark();
-  w.Mark();
-  w.String("storage");
-  w.Global("torch", "FloatStorage");
-  w.String("0");
-  w.String("cpu");
-  w.Int(numel);
-  w.Tuple();
-  w.PersistentId();
-  w.Int(offset);
-  for (const auto* dims : {&size, &stride}) {
-    w.Mark();
-    for (int64_t d : *dims) w.Int(d);
-    w.Tuple();
-  }
-  w.Bool(false);
-  w.Global("collections", "OrderedDict");
-  w.EmptyTuple();
-  w.Reduce();
-  w.Tuple();
-  w.Reduce();
+  WriteTensorRef(&w, "0", numel, offset, std::move(size), std::move(stride));
   w.Stop();
   return w.data();
 }
@@ -511,6 +516,9 @@ TEST(SafetensorsTest, RejectsInconsistentFiles) {
       SafetensorsBytes(entry(R"("dtype":"F32","shape":[4],"data_offsets":[0])"), data),
       SafetensorsBytes(entry(R"("dtype":"F32","shape":[4],"data_offsets":[0,16])"), data)
           .substr(0, 40),
+      SafetensorsBytes(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
+                       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                       data),  // Overlapping tensors.
       SafetensorsBytes("{\"t\": [1, 2", data),
       SafetensorsBytes("[]", data),
       std::string("\xff\xff\xff\xff\x00\x00\x00\x00{}", 10),
@@ -718,6 +726,51 @@ TEST(CorruptCheckpointTest, BadArchiveContents) {
   auto ck = LoadCheckpoint(path);
   ASSERT_TRUE(ck.ok()) << ck.status();
   EXPECT_TRUE(torch::equal(ck->state_dict.at(0).second, torch::tensor({1.0f, 2.0f, 3.0f, 4.0f})));
+}
+
+TEST(CheckpointTest, TensorsSharingAStorageAreIndependent) {
+  TempDir dir;
+  PickleWriter w;
+  w.EmptyDict();
+  w.Mark();
+  w.String("full");
+  WriteTensorRef(&w, "0", 4, 0, {4}, {1});
+  w.String("tail");
+  WriteTensorRef(&w, "0", 4, 2, {2}, {1});
+  w.String("again");
+  WriteTensorRef(&w, "0", 4, 0, {4}, {1});
+  w.String("strided");
+  WriteTensorRef(&w, "0", 4, 1, {2, 2}, {0, 2});
+  w.SetItems();
+  w.Stop();
+  const std::string path = dir.File("shared.pth");
+  WriteFile(path, MakeArchive({{"data.pkl", w.data()}, {"data/0", Raw<float>({1, 2, 3, 4})}}));
+  auto ck = LoadCheckpoint(path);
+  ASSERT_TRUE(ck.ok()) << ck.status();
+  ASSERT_EQ(ck->state_dict.size(), 4u);
+  ck->state_dict[0].second.fill_(0);
+  EXPECT_TRUE(torch::equal(ck->state_dict[1].second, torch::tensor({3.0f, 4.0f})));
+  EXPECT_TRUE(torch::equal(ck->state_dict[2].second, torch::tensor({1.0f, 2.0f, 3.0f, 4.0f})));
+  EXPECT_TRUE(torch::equal(ck->state_dict[3].second, torch::tensor({{2.0f, 4.0f}, {2.0f, 4.0f}})));
+  EXPECT_TRUE(ck->state_dict[3].second.is_contiguous());
+}
+
+TEST(CorruptCheckpointTest, OneStorageNamedOverAndOverIsRefused) {
+  TempDir dir;
+  constexpr int64_t kNumel = 1 << 18;  // 1 MiB of float32.
+  PickleWriter w;
+  w.EmptyDict();
+  w.Mark();
+  for (int i = 0; i < 200; ++i) {
+    w.String("t" + std::to_string(i));
+    WriteTensorRef(&w, "0", kNumel, 0, {kNumel}, {1});
+  }
+  w.SetItems();
+  w.Stop();
+  const std::string path = dir.File("repeated.pth");
+  WriteFile(path, MakeArchive({{"data.pkl", w.data()},
+                               {"data/0", std::string(kNumel * sizeof(float), '\0')}}));
+  ExpectError(path, "repeated storage");
 }
 
 TEST(CorruptCheckpointTest, LegacyAndUnknownFormats) {

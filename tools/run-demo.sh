@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds, starts clca-server on the
+# bundled model repository and classifies the sample leaves with clca-client
+# at keep rates 1.0, 0.5 and 0.1, then stops the server (SIGTERM, drained).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./tools/install-deps.sh
+./tools/build.sh
+BUILD=${CLCA_BUILD_DIR:-build}
+REPO=${CLCA_MODEL_REPOSITORY:-deploy/model-repository}
+MODEL=${CLCA_MODEL:-clca-demo}
+
+log=$(mktemp)
+"$BUILD/server/clca-server" --model-repository "$REPO" --host 127.0.0.1 --port 0 \
+  --metrics-port 0 >"$log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
+
+address=""
+for _ in $(seq 1 600); do
+  address=$(sed -n 's/.*listening grpc=\([^ ]*\).*/\1/p' "$log" | head -n 1)
+  [ -n "$address" ] && break
+  if ! kill -0 "$server" 2>/dev/null; then cat "$log"; exit 1; fi
+  sleep 0.1
+done
+[ -n "$address" ] || { cat "$log"; echo "clca-server did not start" >&2; exit 1; }
+sed -n 's/.*\(listening.*\)/clca-server \1/p' "$log" | head -n 1
+
+"$BUILD/client/clca-client" models --server "$address"
+for kr in 1.0 0.5 0.1; do
+  echo
+  echo "== keep rate $kr"
+  "$BUILD/client/clca-client" classify --server "$address" --model "$MODEL" --keep-rate "$kr" \
+    --top-k 3 deploy/samples/*
+done
+
+kill -TERM "$server"
+wait "$server"
+trap - EXIT
+rm -f "$log"

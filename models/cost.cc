@@ -46,7 +46,15 @@ absl::StatusOr<Cost> EstimateCost(const ModelConfig& config, double keep_rate) {
       after = length;
     }
     const double l = static_cast<double>(length);
-    cost.macs += 4 * l * c * c + 2 * l * l * c;  // qkv, QK^T, AV, proj
+    if (reduces && (*reducer)->stage() == TokenReducer::Stage::kInsideAttention) {
+      // qkv and QK^T over every token; AV and proj only for the sampled rows.
+      after = (*reducer)->TokensAfter(step, length);
+      const double rows = static_cast<double>(after);
+      cost.macs += 3 * l * c * c + l * l * c + rows * l * c + rows * c * c;
+      cost.macs += (*reducer)->ExtraMacs(step, length, config.embed_dim, head_dim);
+    } else {
+      cost.macs += 4 * l * c * c + 2 * l * l * c;  // qkv, QK^T, AV, proj
+    }
     if (reduces && (*reducer)->stage() == TokenReducer::Stage::kAfterAttention) {
       cost.macs += (*reducer)->ExtraMacs(step, length, config.embed_dim, head_dim);
       after = (*reducer)->TokensAfter(step, length);

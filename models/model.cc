@@ -1,6 +1,7 @@
 #include "models/model.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -99,8 +100,17 @@ struct ClcaModel::Impl {
   std::unique_ptr<TokenReducer> reducer;
 
   absl::Status Load(const StateDict& weights);
-  Tensor Attention(const BlockWeights& b, const Tensor& x, const Tensor& size,
-                   AttentionSummary* summary) const;
+  // Multi-head attention over `x` (= norm1 of the tokens). `summary` (if not
+  // null) receives what an after-attention reducer needs; `select` (if not
+  // null) is an inside-attention step: only the rows it picks are output and
+  // their indices are stored in `*selected`.
+  Tensor Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
+                   AttentionSummary* summary, const ReductionStep* select,
+                   Tensor* selected) const;
+  // Mean of tokens [start, end) per image, over real tokens only.
+  static Tensor PoolTokens(const Tokens& tokens, int64_t start, int64_t end);
+  // The last `count` real tokens of each image.
+  static Tensor LastTokens(const Tokens& tokens, int64_t count);
   Tensor Embed(const Tensor& images) const;
   Tensor Head(const Tensor& tokens, const std::vector<Tensor>& cls_per_stage) const;
   ForwardResult Run(const Tensor& images, double keep_rate) const;
@@ -213,11 +223,13 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
       move(*t);
     }
   }
+  if (reducer) reducer->MoveTo(device, dtype);
   return absl::OkStatus();
 }
 
-Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, const Tensor& size,
-                                  AttentionSummary* summary) const {
+Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
+                                  AttentionSummary* summary, const ReductionStep* select,
+                                  Tensor* selected) const {
   const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2);
   const int64_t heads = config.num_heads, head_dim = dim / heads;
   Tensor qkv = b.qkv(x).reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
@@ -225,9 +237,14 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, const 
   Tensor k = qkv[1];
   Tensor v = qkv[2];
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
-  if (size.defined()) {
+  if (tokens.size.defined() && reducer->proportional_attention()) {
     // Proportional attention: a merged token counts as many.
-    scores = scores + size.log().reshape({batch, 1, 1, length});
+    scores = scores + tokens.size.log().reshape({batch, 1, 1, length});
+  }
+  if (tokens.mask.defined()) {
+    // Padding is invisible to every query.
+    scores = scores.masked_fill(tokens.mask.logical_not().reshape({batch, 1, 1, length}),
+                                -std::numeric_limits<float>::infinity());
   }
   Tensor attn = scores.softmax(-1);
   if (summary) {
@@ -236,8 +253,31 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, const 
     }
     if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
   }
-  Tensor out = torch::matmul(attn, v).transpose(1, 2).reshape({batch, length, dim});
+  if (select) {
+    *selected = reducer->SelectTokens(*select, attn, v, tokens);
+    attn = attn.gather(2, selected->reshape({batch, 1, -1, 1}).expand({batch, heads, -1, length}));
+  }
+  const int64_t rows = attn.size(2);
+  Tensor out = torch::matmul(attn, v).transpose(1, 2).reshape({batch, rows, dim});
   return b.proj(out);
+}
+
+Tensor ClcaModel::Impl::PoolTokens(const Tokens& tokens, int64_t start, int64_t end) {
+  Tensor span = tokens.x.narrow(1, start, end - start);
+  if (!tokens.mask.defined()) return span.mean(1, /*keepdim=*/true);
+  Tensor real = tokens.mask.narrow(1, start, end - start).unsqueeze(-1).to(span.scalar_type());
+  return (span * real).sum(1, /*keepdim=*/true) / real.sum(1, /*keepdim=*/true).clamp_min(1);
+}
+
+Tensor ClcaModel::Impl::LastTokens(const Tokens& tokens, int64_t count) {
+  const int64_t length = tokens.x.size(1);
+  if (!tokens.mask.defined()) return tokens.x.narrow(1, length - count, count);
+  // Positions of real tokens (padding scores -1); the largest `count`, in order.
+  Tensor position = torch::arange(length, tokens.mask.options().dtype(torch::kLong))
+                        .unsqueeze(0)
+                        .masked_fill(tokens.mask.logical_not(), -1);
+  Tensor last = std::get<0>(std::get<0>(position.topk(count, 1)).sort(1));
+  return tokens.x.gather(1, last.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
 }
 
 Tensor ClcaModel::Impl::Embed(const Tensor& images) const {
@@ -277,7 +317,11 @@ Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per
 ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const {
   const ModelConfig& c = config;
   ForwardResult result;
-  Tokens tokens{Embed(images), Tensor()};
+  Tokens tokens;
+  tokens.x = Embed(images);
+  if (reducer && reducer->tracks_recovered()) {
+    tokens.recovered = torch::zeros({tokens.x.size(0), tokens.x.size(1), 1}, tokens.x.options());
+  }
   const int64_t n = c.num_patches();
   const std::vector<int> recovery = c.recovery_layers();
   const std::set<int> recovery_set(recovery.begin(), recovery.end());
@@ -299,8 +343,14 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
     }
     const bool after_attention =
         reduces && reducer->stage() == TokenReducer::Stage::kAfterAttention;
-    const Tensor& size = reducer && reducer->proportional_attention() ? tokens.size : Tensor();
-    Tensor a = Attention(b, b.norm1(tokens.x), size, after_attention ? &summary : nullptr);
+    const bool inside_attention =
+        reduces && reducer->stage() == TokenReducer::Stage::kInsideAttention;
+    Tensor selected;
+    Tensor a = Attention(b, b.norm1(tokens.x), tokens, after_attention ? &summary : nullptr,
+                         inside_attention ? &step : nullptr, &selected);
+    if (selected.defined()) {
+      tokens.x = tokens.x.gather(1, selected.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
+    }
     tokens.x = tokens.x + (b.ls1.defined() ? a * b.ls1 : a);
     if (after_attention) reducer->Reduce(step, summary, tokens);
     Tensor m = b.fc2(at::gelu(b.fc1(b.norm2(tokens.x))));
@@ -318,6 +368,17 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
               {tokens.size, torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.size.options())},
               1);
         }
+        if (tokens.mask.defined()) {
+          tokens.mask = torch::cat(
+              {tokens.mask, torch::ones({recovered.size(0), recovered.size(1)}, tokens.mask.options())},
+              1);
+        }
+        if (tokens.recovered.defined()) {
+          tokens.recovered = torch::cat(
+              {tokens.recovered,
+               torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.recovered.options())},
+              1);
+        }
         tokens.x = torch::cat({tokens.x, recovered}, 1);
       }
     }
@@ -327,9 +388,9 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
       std::vector<Tensor> carriers;
       if (c.clc_include_gap) {
         const int64_t start = c.clc_pool_cls ? 0 : 1;
-        carriers.push_back(tokens.x.narrow(1, start, pool_end - start).mean(1, /*keepdim=*/true));
+        carriers.push_back(PoolTokens(tokens, start, pool_end));
       }
-      if (c.has_clr()) carriers.push_back(tokens.x.narrow(1, tokens.x.size(1) - c.num_clr, c.num_clr));
+      if (c.has_clr()) carriers.push_back(LastTokens(tokens, c.num_clr));
       cache.push_back(torch::cat(carriers, 1));
     }
     if (c.ifa_head && (at_location || i == c.depth - 1)) {

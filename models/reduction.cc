@@ -1,6 +1,7 @@
 #include "models/reduction.h"
 
 #include "absl/strings/str_cat.h"
+#include "models/reduction_util.h"
 
 namespace clca {
 
@@ -15,6 +16,16 @@ absl::StatusOr<std::unique_ptr<TokenReducer>> MakeReducer(const ModelConfig& con
       return MakeClsAttentionReducer(/*fuse_dropped=*/false);
     case Reduction::kTome:
       return MakeTomeReducer();
+    case Reduction::kAts:
+      return MakeAtsReducer();
+    case Reduction::kDynamicVit:
+      return MakeDynamicVitReducer(config, weights);
+    case Reduction::kPatchMerger:
+      return MakePatchMergerReducer(config, weights);
+    case Reduction::kSit:
+      return MakeSitReducer(config, weights);
+    case Reduction::kDpcKnn:
+      return MakeDpcKnnReducer(config, weights);
     default:
       return absl::UnimplementedError(absl::StrCat("token reduction method '",
                                                    ReductionName(config.reduction),
@@ -24,7 +35,18 @@ absl::StatusOr<std::unique_ptr<TokenReducer>> MakeReducer(const ModelConfig& con
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> ReducerParameterShapes(
     const ModelConfig& config) {
-  return {};
+  switch (config.reduction) {
+    case Reduction::kDynamicVit:
+      return DynamicVitParameterShapes(config);
+    case Reduction::kPatchMerger:
+      return PatchMergerParameterShapes(config);
+    case Reduction::kSit:
+      return SitParameterShapes(config);
+    case Reduction::kDpcKnn:
+      return DpcKnnParameterShapes(config);
+    default:
+      return {};
+  }
 }
 
 }  // namespace clca

@@ -20,6 +20,13 @@ struct Tokens {
   torch::Tensor x;
   // [B, N, 1] sizes of merged tokens (ToMe), or undefined when all are 1.
   torch::Tensor size;
+  // [B, N] bool, false for padding in a ragged batch (ATS), or undefined
+  // when every token is real. Padding never affects a real token.
+  torch::Tensor mask;
+  // [B, N, 1], 1 for tokens appended from the cross-layer cache, 0 for the
+  // rest; kept only for reducers whose tracks_recovered() is true (they keep
+  // it in step with the tokens they select), undefined otherwise.
+  torch::Tensor recovered;
 };
 
 // What the attention of a block exposes to methods that reduce after it.
@@ -42,6 +49,7 @@ class TokenReducer {
   enum class Stage {
     kBeforeBlock,     // DynamicViT, PatchMerger, SiT, DPC-KNN
     kAfterAttention,  // EViT, Top-K, ToMe: between attention and MLP
+    kInsideAttention,  // ATS: picks the query rows attention outputs
   };
 
   virtual ~TokenReducer() = default;
@@ -50,6 +58,12 @@ class TokenReducer {
   virtual bool needs_key_mean() const { return false; }
   // Whether merged-token sizes feed the attention (ToMe's proportional attention).
   virtual bool proportional_attention() const { return false; }
+  // Whether the forward keeps Tokens::recovered (DynamicViT leaves recovered
+  // tokens out of its predictor's global feature).
+  virtual bool tracks_recovered() const { return false; }
+  // Puts learned parameters on the forward's device and type; called once,
+  // after loading and before any forward.
+  virtual void MoveTo(torch::Device device, torch::ScalarType dtype) {}
 
   // Sequence length after the reduction, given the length before it (CLS and
   // cached tokens included). Forward and the cost model both use it.
@@ -59,9 +73,16 @@ class TokenReducer {
                            int head_dim) const {
     return 0;
   }
-  // Reduces `tokens` in place.
+  // Reduces `tokens` in place (kBeforeBlock, kAfterAttention).
   virtual void Reduce(const ReductionStep& step, const AttentionSummary& attention,
-                      Tokens& tokens) const = 0;
+                      Tokens& tokens) const {}
+  // kInsideAttention: given the attention probabilities [B, H, N, N] and
+  // values [B, H, N, D], returns the [B, N'] indices of the tokens that go on
+  // (the block then outputs only those rows) and sets `tokens.mask` for them.
+  virtual torch::Tensor SelectTokens(const ReductionStep& step, const torch::Tensor& probs,
+                                     const torch::Tensor& values, Tokens& tokens) const {
+    return {};
+  }
 };
 
 // Builds the reducer of `config.reduction` (null for kNone), taking its learned
@@ -76,5 +97,6 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> ReducerParameterShapes
 // Built-in methods.
 std::unique_ptr<TokenReducer> MakeClsAttentionReducer(bool fuse_dropped);  // EViT / Top-K
 std::unique_ptr<TokenReducer> MakeTomeReducer();
+std::unique_ptr<TokenReducer> MakeAtsReducer();
 
 }  // namespace clca

@@ -42,7 +42,8 @@ TEST(CliTest, RunReproducesParityCases) {
     const nlohmann::json config = testing::ReadJson(Case(name, ".config.json"));
     const std::string model = config["model"];
     bool implemented = false;
-    for (const char* prefix : {"evit_", "topk_", "tome_", "vit_"}) {
+    for (const char* prefix : {"evit_", "topk_", "tome_", "vit_", "ats_", "dyvit_",
+                               "patchmerger_", "sit_", "dpcknn_"}) {
       implemented = implemented || model.rfind(prefix, 0) == 0;
     }
     if (!implemented) continue;

@@ -1,4 +1,5 @@
 // Behaviour of the model beyond parity: validation, threads, batching, resizing.
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -102,7 +103,9 @@ TEST(ModelTest, ConcurrentForwardsAgreeWithSerialOnes) {
 // A batch gives each image the result it gets alone.
 TEST(ModelTest, BatchingNeverChangesAResult) {
   for (const char* name : {"evit_kr0.1_clca", "topk_kr0.25_clca", "tome_kr0.5_clca", "vit_clca",
-                           "evit_deit3_kr0.25_clca", "evit_clip_kr0.1_clca"}) {
+                           "ats_kr0.25_clca",
+                           "evit_deit3_kr0.25_clca", "evit_clip_kr0.1_clca", "dyvit_kr0.5_clca",
+                           "patchmerger_kr0.5_clca", "sit_kr0.5_clca", "dpcknn_kr0.5_clca"}) {
     SCOPED_TRACE(name);
     auto model = LoadCase(name);
     ASSERT_TRUE(model);
@@ -114,6 +117,36 @@ TEST(ModelTest, BatchingNeverChangesAResult) {
       auto alone = model->Forward(batch.narrow(0, i, 1), model->config().keep_rate);
       ASSERT_TRUE(alone.ok());
       EXPECT_LE((alone->logits[0] - together->logits[i]).abs().max().item<double>(), 1e-5);
+    }
+  }
+}
+
+// ATS keeps a different number of tokens per image; padding must not leak.
+// (Reference images at moderate keep rates: their sampling decisions are far
+// from ties. Near a tie, the rounding differences between batch sizes may
+// move one sample, as they may in any implementation.)
+TEST(ModelTest, AtsRaggedBatchesMatchSingleImages) {
+  auto model = LoadCase("ats_kr0.25_clca");
+  ASSERT_TRUE(model);
+  torch::Tensor two = CaseInput("ats_kr0.25_clca");
+  torch::Tensor batch = torch::cat({two, two.flip(3)}, 0);
+  for (double kr : {0.25, 0.5}) {
+    auto together = model->Forward(batch, kr);
+    ASSERT_TRUE(together.ok());
+    std::set<int64_t> lengths;
+    for (int64_t i = 0; i < batch.size(0); ++i) {
+      auto alone = model->Forward(batch.narrow(0, i, 1), kr);
+      ASSERT_TRUE(alone.ok());
+      lengths.insert(alone->tokens[model->config().reduction_loc[0]]);
+      EXPECT_LE((alone->logits[0] - together->logits[i]).abs().max().item<double>(), 1e-5)
+          << "image " << i << " at kr " << kr;
+      for (size_t blk = 0; blk < alone->tokens.size(); ++blk) {
+        EXPECT_LE(alone->tokens[blk], together->tokens[blk]);
+      }
+    }
+    // The two reference images keep 95 and 98 tokens at kr 0.5.
+    if (kr == 0.5) {
+      EXPECT_GT(lengths.size(), 1u);
     }
   }
 }

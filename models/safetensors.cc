@@ -1,6 +1,7 @@
 #include "models/safetensors.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -165,6 +166,42 @@ absl::StatusOr<SafetensorsFile> ReadSafetensors(const std::string& path) {
   } catch (const std::exception& e) {  // E.g. std::bad_alloc.
     return absl::InvalidArgumentError(absl::StrCat(path, ": bad safetensors file: ", e.what()));
   }
+}
+
+absl::Status WriteSafetensors(const std::string& path, const StateDict& tensors,
+                              const nlohmann::json& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (metadata.is_object() && !metadata.empty()) header["__metadata__"] = metadata;
+  std::string data;
+  for (const auto& [name, tensor] : tensors) {
+    std::string dtype;
+    for (const auto& [key, type] : Dtypes()) {
+      if (type == tensor.scalar_type()) dtype = key;
+    }
+    if (dtype.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": dtype ", c10::toString(tensor.scalar_type()),
+                                                     " has no safetensors equivalent"));
+    }
+    torch::Tensor t = tensor.detach().cpu().contiguous();
+    const uint64_t begin = data.size();
+    data.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
+    header[name] = {{"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", {begin, data.size()}}};
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // align the data, as the reference writer does
+  std::string length(8, '\0');
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << length << text << data;
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", temp));
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::remove(temp.c_str());
+    return absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", path));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace clca

@@ -30,4 +30,9 @@ bool LooksLikeSafetensors(std::string_view head, uint64_t file_size);
 // Reads and validates the whole file. Errors name `path` and the problem.
 absl::StatusOr<SafetensorsFile> ReadSafetensors(const std::string& path);
 
+// Writes `tensors` (any of the dtypes above; stored as they are) with
+// `metadata` (string values) as a safetensors file, atomically.
+absl::Status WriteSafetensors(const std::string& path, const StateDict& tensors,
+                              const nlohmann::json& metadata = nlohmann::json::object());
+
 }  // namespace clca

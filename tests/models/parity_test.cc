@@ -3,6 +3,7 @@
 
 #include "models/cost.h"
 #include "models/model.h"
+#include "models/safetensors.h"
 #include "tests/models/test_util.h"
 
 namespace clca {
@@ -63,6 +64,40 @@ TEST_P(ParityTest, SizesSufficeWhenCheckpointHasArgs) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ExpectMatches(*loaded->model, loaded->model->config().keep_rate,
                 ParityDir() + "/" + name + ".expected.pt");
+}
+
+// The same weights as torch.save with args, safetensors (float32 and float16)
+// and a bare state dict all give the reference result.
+TEST(CheckpointFormatsTest, EveryFormatReproducesTheReference) {
+  const std::string name = "evit_kr0.5_clca";
+  const nlohmann::json config = ReadJson(ParityDir() + "/" + name + ".config.json");
+  auto original = LoadCheckpoint(ParityDir() + "/" + name + ".pth");
+  ASSERT_TRUE(original.ok()) << original.status();
+  const std::string dir = ::testing::TempDir();
+  // The reference args name the model but not these small sizes.
+  const nlohmann::json sizes = {{"embed_dim", 48}, {"num_heads", 3}};
+  StateDict half;
+  for (const auto& [k, v] : original->state_dict) {
+    half.push_back({k, v.is_floating_point() ? v.to(torch::kFloat16) : v});
+  }
+  ASSERT_TRUE(SaveCheckpoint(dir + "/args.pth", original->state_dict, original->args).ok());
+  ASSERT_TRUE(WriteSafetensors(dir + "/f32.safetensors", original->state_dict,
+                               {{"args", original->args.dump()}}).ok());
+  ASSERT_TRUE(WriteSafetensors(dir + "/f16.safetensors", half).ok());
+  for (const auto& [file, given, tolerance] :
+       std::vector<std::tuple<std::string, nlohmann::json, double>>{
+           {"args.pth", sizes, 1e-4},
+           {"f32.safetensors", sizes, 1e-4},
+           {"f16.safetensors", config, 5e-2}}) {
+    SCOPED_TRACE(file);
+    auto loaded = LoadModel(dir + "/" + file, given);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    auto expected = testing::ReadTensorDict(ParityDir() + "/" + name + ".expected.pt");
+    auto result = loaded->model->Forward(testing::Get(expected, "input").to(torch::kFloat32), 0.5);
+    ASSERT_TRUE(result.ok());
+    EXPECT_LE((result->logits - testing::Get(expected, "logits")).abs().max().item<double>(),
+              tolerance);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, ParityTest, ::testing::ValuesIn(testing::ParityCases()),

@@ -11,5 +11,6 @@ void AddFlopsCommand(CLI::App& app, int* exit_code);
 void AddPreprocessCommand(CLI::App& app, int* exit_code);
 void AddInspectCommand(CLI::App& app, int* exit_code);
 void AddInitCommand(CLI::App& app, int* exit_code);
+void AddSynthCommand(CLI::App& app, int* exit_code);
 
 }  // namespace clca::tool

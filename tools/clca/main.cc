@@ -1,4 +1,5 @@
-// clca: offline model work (run, flops, preprocess, inspect, init).
+// clca: offline model work (run, flops, preprocess, inspect, init) and
+// synthetic datasets (synth).
 #include <iostream>
 
 #include "tools/clca/commands.h"
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   clca::tool::AddPreprocessCommand(app, &exit_code);
   clca::tool::AddInspectCommand(app, &exit_code);
   clca::tool::AddInitCommand(app, &exit_code);
+  clca::tool::AddSynthCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -1,0 +1,49 @@
+// `clca synth` end to end: the files it writes read back as a dataset.
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "tests/datasets/test_dirs.h"
+#include "tools/data/dataset.h"
+
+namespace clca {
+namespace {
+
+const std::string kClca = std::string(CLCA_BINARY_DIR) + "/tools/clca";
+
+// Runs `clca ARGS`, output discarded; returns the exit code.
+int Clca(const std::string& args) {
+  const int status = std::system((kClca + " " + args + " > /dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(SynthCliTest, WritesAReadableDataset) {
+  if (!std::filesystem::exists(kClca)) GTEST_SKIP() << "build the clca target first";
+  testing::ScratchDir one("one"), two("two");
+  const std::string args = " --classes 2 --train-per-class 2 --test-per-class 1 --size 48 --seed 5";
+  ASSERT_EQ(Clca("synth --out " + one.str() + args + " --threads 1"), 0);
+  ASSERT_EQ(Clca("synth --out " + two.str() + args + " --threads 2"), 0);
+  auto train = data::OpenDataset(one.str(), "train");
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_EQ(train->examples.size(), 4u);
+  EXPECT_EQ(train->num_classes(), 2);
+  auto test = data::OpenDataset(one.str(), "test");
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_EQ(test->examples.size(), 2u);
+  for (const char* file : {"images/0_0_train.png", "images/1_0_test.png", "dataset.json"}) {
+    EXPECT_TRUE(testing::SameBytes(one.path() / file, two.path() / file)) << file;
+  }
+}
+
+TEST(SynthCliTest, RejectsBadArguments) {
+  if (!std::filesystem::exists(kClca)) GTEST_SKIP() << "build the clca target first";
+  testing::ScratchDir dir;
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --classes 0"), 0);
+  EXPECT_NE(Clca("synth --classes 2"), 0);  // no --out
+}
+
+}  // namespace
+}  // namespace clca

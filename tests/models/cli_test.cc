@@ -111,6 +111,23 @@ TEST(CliTest, FlopsReportsPublishedFigures) {
   EXPECT_NE(Clca("flops --model evit_vit_base_patch16_224 --keep-rate 2").code, 0);
 }
 
+TEST(CliTest, BenchTimesEveryPoint) {
+  Output o = Clca("bench --model evit_vit_tiny_patch16_224 --embed-dim 48 --input-size 64 "
+                  "--keep-rates 0.5,1.0 --batch 1,2 --dtype fp32,bf16 --repeats 2 --warmup 1 "
+                  "--min-seconds 0 --json");
+  ASSERT_EQ(o.code, 0);
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  EXPECT_GT(j["gemm_gflops_by_dtype"]["fp32"].get<double>(), 0);
+  ASSERT_EQ(j["results"].size(), 8u);
+  for (const auto& r : j["results"]) {
+    EXPECT_GT(r["ms_per_image"].get<double>(), 0);
+    EXPECT_NEAR(r["images_per_s"].get<double>() * r["ms_per_image"].get<double>(), 1000, 1e-6);
+    EXPECT_LE(r["ms_per_image_min"].get<double>(), r["ms_per_image"].get<double>());
+    EXPECT_GT(r["gmacs"].get<double>(), 0);
+  }
+  EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --dtype fp8").code, 0);
+}
+
 TEST(CliTest, PreprocessWritesALoadableTensor) {
   const std::string out = ::testing::TempDir() + "/leaf.pt";
   ASSERT_EQ(Clca("preprocess " + std::string(CLCA_TEST_DATA) +

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   clca::tool::AddInspectCommand(app, &exit_code);
   clca::tool::AddInitCommand(app, &exit_code);
   clca::tool::AddSynthCommand(app, &exit_code);
+  clca::tool::AddBenchCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -1,0 +1,151 @@
+// clca bench: in-process timing of a configuration over keep rates, batch
+// sizes and precisions, next to the GEMM throughput of this machine.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "models/cost.h"
+#include "models/model.h"
+#include "tools/clca/commands.h"
+#include "tools/clca/util.h"
+
+namespace clca::tool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  ConfigFlags config;
+  std::vector<double> keep_rates = {0.1, 0.25, 0.5, 0.7, 1.0};
+  std::vector<int> batches = {1, 8};
+  std::vector<std::string> dtypes = {"fp32"};
+  int threads = 0, warmup = 2, repeats = 5;
+  double min_seconds = 0.5;
+  bool json = false;
+};
+
+struct Timing {
+  double median = 0, min = 0, max = 0;  // seconds per call
+};
+
+// Median, min and max over `repeats` timed calls after `warmup` untimed ones;
+// more calls are made while the total stays under `min_seconds`.
+template <typename F>
+Timing Measure(F&& call, int warmup, int repeats, double min_seconds) {
+  for (int i = 0; i < warmup; ++i) call();
+  std::vector<double> t;
+  const auto begin = Clock::now();
+  while (static_cast<int>(t.size()) < repeats ||
+         std::chrono::duration<double>(Clock::now() - begin).count() < min_seconds) {
+    const auto start = Clock::now();
+    call();
+    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    if (t.size() >= 200) break;
+  }
+  std::sort(t.begin(), t.end());
+  return {t[t.size() / 2], t.front(), t.back()};
+}
+
+absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& d, Precision* p) {
+  if (d == "fp32") { *p = Precision::kFloat32; return torch::kFloat32; }
+  if (d == "bf16") { *p = Precision::kBFloat16; return torch::kBFloat16; }
+  if (d == "fp16") { *p = Precision::kFloat16; return torch::kFloat16; }
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype '", d, "' (fp32, bf16, fp16)"));
+}
+
+// GFLOP/s of one matrix product with the model's MLP shape (tokens x C times
+// C x 4C), the bound every figure is compared with.
+double GemmGflops(int64_t rows, int64_t dim, int64_t hidden, torch::ScalarType dtype,
+                  const std::string& device, const BenchArgs& a) {
+  auto options = torch::TensorOptions().dtype(dtype).device(device);
+  torch::Tensor x = torch::randn({rows, dim}, options);
+  torch::Tensor w = torch::randn({hidden, dim}, options);
+  c10::InferenceMode guard;
+  Timing t = Measure([&] { at::linear(x, w); }, a.warmup, a.repeats, a.min_seconds);
+  return 2.0 * rows * dim * hidden / t.median * 1e-9;
+}
+
+int Bench(const BenchArgs& a) {
+  auto config = ResolveConfigFlags(a.config);
+  if (!config.ok()) return Fail(config.status());
+  if (a.threads > 0) torch::set_num_threads(a.threads);
+
+  nlohmann::json results = nlohmann::json::array();
+  nlohmann::json gemm = nlohmann::json::object();
+  std::string text = absl::StrFormat(
+      "%s @%d, %d threads\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
+      config->input_size, torch::get_num_threads(), "dtype", "batch", "kr", "ms/image",
+      "images/s", "GMACs", "GFLOP/s", "of GEMM", "spread");
+  const int64_t hidden = static_cast<int64_t>(config->embed_dim * config->mlp_ratio);
+  for (const std::string& d : a.dtypes) {
+    Precision precision = Precision::kFloat32;
+    auto dtype = ParseDtype(d, &precision);
+    if (!dtype.ok()) return Fail(dtype.status());
+    ModelOptions options;
+    options.precision = precision;
+    auto model = ClcaModel::CreateRandom(*config, 0, options);
+    if (!model.ok()) return Fail(model.status());
+    const double gemm_gflops = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim, hidden,
+                                          *dtype, options.device, a);
+    gemm[d] = gemm_gflops;
+    absl::StrAppendFormat(&text, "GEMM %s [%d x %d] x [%d x %d]: %.1f GFLOP/s\n", d,
+                          8 * (config->num_patches() + 1), config->embed_dim, config->embed_dim,
+                          hidden, gemm_gflops);
+    for (int batch : a.batches) {
+      torch::Tensor images = torch::randn({batch, 3, config->input_size, config->input_size});
+      for (double kr : a.keep_rates) {
+        auto cost = EstimateCost(*config, kr);
+        if (!cost.ok()) return Fail(cost.status());
+        absl::Status error;
+        Timing t = Measure(
+            [&] {
+              auto r = (*model)->Forward(images, kr);
+              if (!r.ok()) error = r.status();
+            },
+            a.warmup, a.repeats, a.min_seconds);
+        if (!error.ok()) return Fail(error);
+        const double per_image = t.median / batch;
+        const double gflops = 2 * cost->macs / per_image * 1e-9;
+        results.push_back({{"keep_rate", kr}, {"batch", batch}, {"dtype", d},
+                           {"input_size", config->input_size}, {"ms_per_image", per_image * 1e3},
+                           {"images_per_s", 1.0 / per_image}, {"gmacs", cost->gmacs()},
+                           {"gflops", gflops}, {"gemm_ratio", gflops / gemm_gflops},
+                           {"ms_per_image_min", t.min / batch * 1e3},
+                           {"ms_per_image_max", t.max / batch * 1e3}});
+        absl::StrAppendFormat(&text, "%-6s %-5d %-5g %10.2f %10.1f %8.2f %9.1f %7.0f%% %.2f-%.2f ms\n",
+                              d, batch, kr, per_image * 1e3, 1.0 / per_image, cost->gmacs(), gflops,
+                              100 * gflops / gemm_gflops, t.min / batch * 1e3, t.max / batch * 1e3);
+      }
+    }
+  }
+  nlohmann::json out = {{"model", config->model}, {"input_size", config->input_size},
+                        {"threads", torch::get_num_threads()},
+                        {"gemm_gflops", gemm.size() == 1 ? gemm.begin().value() : gemm},
+                        {"gemm_gflops_by_dtype", gemm}, {"results", results}};
+  auto s = WriteOutput("", a.json ? out.dump(1) + "\n" : text);
+  return s.ok() ? 0 : Fail(s);
+}
+
+}  // namespace
+
+void AddBenchCommand(CLI::App& app, int* exit_code) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand("bench", "Time a configuration (random weights) in process");
+  AddConfigFlags(cmd, &a->config);
+  cmd->add_option("--keep-rates", a->keep_rates, "keep rates")->delimiter(',');
+  cmd->add_option("--batch", a->batches, "batch sizes")->delimiter(',');
+  cmd->add_option("--dtype", a->dtypes, "fp32, bf16, fp16")->delimiter(',');
+  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)");
+  cmd->add_option("--warmup", a->warmup, "untimed calls first");
+  cmd->add_option("--repeats", a->repeats, "timed calls at least");
+  cmd->add_option("--min-seconds", a->min_seconds, "time each point at least this long");
+  cmd->add_flag("--json", a->json, "print JSON");
+  cmd->callback([a, exit_code] { *exit_code = Bench(*a); });
+}
+
+}  // namespace clca::tool

@@ -91,6 +91,7 @@ int Inspect(const InspectArgs& a) {
 struct InitArgs {
   std::string config, output;
   uint64_t seed = 0;
+  bool half = false;
 };
 
 int Init(const InitArgs& a) {
@@ -102,7 +103,13 @@ int Init(const InitArgs& a) {
   if (!model.ok()) return Fail(model.status());
   nlohmann::json args = config->ToJson();
   args["seed"] = a.seed;
-  auto s = SaveCheckpoint(a.output, (*model)->state_dict(), args);
+  StateDict weights = (*model)->state_dict();
+  if (a.half) {
+    for (auto& [name, t] : weights) {
+      if (t.is_floating_point()) t = t.to(torch::kFloat16);
+    }
+  }
+  auto s = SaveCheckpoint(a.output, weights, args);
   return s.ok() ? 0 : Fail(s);
 }
 
@@ -123,6 +130,7 @@ void AddInitCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--config", a->config, "configuration JSON")->required();
   cmd->add_option("--seed", a->seed, "random seed");
   cmd->add_option("--output", a->output, "output .pth")->required();
+  cmd->add_flag("--half", a->half, "store float16 weights (half the size; loaded as float32)");
   cmd->callback([a, exit_code] { *exit_code = Init(*a); });
 }
 

@@ -1,0 +1,140 @@
+// clca-server: serves the models of a model repository over gRPC.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <regex>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/server.h"
+
+namespace {
+
+// Written to by the signal handler, read by main: the only work done in the
+// handler is one write(2).
+int signal_pipe[2] = {-1, -1};
+
+void OnSignal(int signal_number) {
+  const int saved_errno = errno;
+  const auto byte = static_cast<unsigned char>(signal_number);
+  (void)!write(signal_pipe[1], &byte, 1);
+  errno = saved_errno;
+}
+
+// Handles SIGTERM and SIGINT on whichever thread they arrive (libraries start
+// threads before main, so blocking them in main is not enough).
+bool InstallSignalHandlers() {
+  if (pipe2(signal_pipe, O_CLOEXEC) != 0) return false;
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  return sigaction(SIGTERM, &action, nullptr) == 0 && sigaction(SIGINT, &action, nullptr) == 0;
+}
+
+// Blocks until SIGTERM or SIGINT; returns which.
+int WaitForSignal() {
+  unsigned char byte = 0;
+  while (read(signal_pipe[0], &byte, 1) != 1) {
+  }
+  return byte;
+}
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("clca-server");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+  spdlog::flush_every(std::chrono::seconds(1));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Serves CLCA image classifiers over gRPC"};
+  clca::server::ServerOptions options;
+  std::string log_level = "info";
+  double drain_timeout_s = 30;
+  app.add_option("--model-repository", options.model_repository,
+                 "Directory of <model>/<version>/ directories")
+      ->required();
+  app.add_option("--host", options.host, "Address to bind")->capture_default_str();
+  app.add_option("--port", options.port, "gRPC port (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-port", options.metrics_port,
+                 "Prometheus /metrics port (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--device", options.repository.device, "cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->check([](const std::string& device) -> std::string {
+        static const std::regex pattern("cpu|cuda(:[0-9]+)?");
+        return std::regex_match(device, pattern) ? "" : "expected cpu, cuda or cuda:N";
+      });
+  app.add_option("--intra-op-threads", options.repository.intra_op_threads,
+                 "LibTorch threads per batch worker when serving.json gives none "
+                 "(0: hardware threads)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--preprocess-threads", options.pipeline.preprocess_threads,
+                 "Threads decoding images (0: hardware threads)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-image-bytes", options.pipeline.max_image_bytes,
+                 "Largest encoded image accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app.add_option("--max-image-pixels", options.pipeline.max_image_pixels,
+                 "Most decoded pixels (width * height) accepted")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--drain-timeout", drain_timeout_s,
+                 "Seconds to answer accepted requests after SIGTERM/SIGINT")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  CLI11_PARSE(app, argc, argv);
+
+  if (!InstallSignalHandlers()) {
+    std::cerr << "clca-server: cannot install signal handlers: " << std::strerror(errno)
+              << std::endl;
+    return 1;
+  }
+  SetUpLogging(log_level);
+  absl::StatusOr<std::unique_ptr<clca::server::Server>> server =
+      clca::server::Server::Start(options);
+  if (!server.ok()) {
+    spdlog::critical("event=startup_failed cause=\"{}\"", std::string(server.status().message()));
+    std::cerr << "clca-server: " << server.status().message() << std::endl;
+    return 1;
+  }
+  std::cout << "clca-server listening grpc=" << options.host << ":" << (*server)->port()
+            << " metrics=" << options.host << ":" << (*server)->metrics_port() << std::endl;
+
+  const int signal_number = WaitForSignal();
+  spdlog::info("event=shutdown signal={} drain_timeout_s={}", strsignal(signal_number),
+               drain_timeout_s);
+  const bool drained = (*server)->Shutdown(absl::Seconds(drain_timeout_s));
+  const auto& pipeline = (*server)->pipeline();
+  std::cout << "clca-server stopped accepted=" << pipeline.accepted()
+            << " answered=" << pipeline.answered() << " drained=" << (drained ? "true" : "false")
+            << std::endl;
+  server->reset();
+  spdlog::shutdown();
+  return 0;
+}

@@ -1,0 +1,103 @@
+// Concurrent callers share forward passes, and a forward pass never mixes
+// keep rates: checked from the responses and from /metrics.
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/server/server_harness.h"
+
+namespace clca::testing {
+namespace {
+
+TEST(BatchingTest, ConcurrentCallersAreBatchedOneKeepRateAtATime) {
+  // Batches fill for up to 1 s, so the callers below meet in the queue.
+  TestRepository repository(R"({"max_batch_size": 6, "max_queue_delay_us": 1000000})");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(repository.path()));
+  auto client = server.NewClient();
+  const std::string image = ReadBytes(TestData("preprocess/leaf_300x300.png"));
+  const std::string metrics_before = Metrics(server);
+
+  // 12 callers at keep rate 0.5 and 12 at 0.25, interleaved.
+  constexpr int kCallers = 24;
+  std::vector<absl::StatusOr<v1::ClassifyResponse>> responses(kCallers);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] {
+      ClassifyOptions options;
+      options.model = kTestModel;
+      options.keep_rate = i % 2 ? 0.25f : 0.5f;
+      responses[i] = client->Classify(image, options);
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+
+  struct Batch {
+    std::set<float> keep_rates;
+    int members = 0;
+    int batch_size = 0;
+  };
+  std::map<uint64_t, Batch> batches;
+  int largest = 0;
+  for (const auto& response : responses) {
+    ASSERT_TRUE(response.ok()) << response.status();
+    Batch& batch = batches[response->cost().batch_id()];
+    batch.keep_rates.insert(response->keep_rate());
+    batch.members++;
+    batch.batch_size = response->cost().batch_size();
+    largest = std::max(largest, batch.batch_size);
+  }
+  EXPECT_GT(largest, 1);
+  for (const auto& [id, batch] : batches) {
+    SCOPED_TRACE("batch " + std::to_string(id));
+    EXPECT_EQ(batch.keep_rates.size(), 1u);
+    // Every member of the batch is one of our callers.
+    EXPECT_EQ(batch.members, batch.batch_size);
+    EXPECT_LE(batch.batch_size, 6);
+  }
+
+  // The metrics agree: one batch per batch id, and as many keep-rate
+  // observations as batches.
+  const std::string metrics = Metrics(server);
+  auto delta = [&](const std::string& name) {
+    return MetricValue(metrics, name, {{"model", kTestModel}}) -
+           MetricValue(metrics_before, name, {{"model", kTestModel}});
+  };
+  EXPECT_EQ(delta("clca_batches_total"), static_cast<double>(batches.size()));
+  EXPECT_EQ(delta("clca_inferred_images_total"), kCallers);
+  EXPECT_EQ(delta("clca_keep_rate_count"), static_cast<double>(batches.size()));
+  EXPECT_EQ(delta("clca_batch_size_sum"), kCallers);
+  double keep_rate_sum = 0;
+  for (const auto& [id, batch] : batches) keep_rate_sum += *batch.keep_rates.begin();
+  EXPECT_NEAR(delta("clca_keep_rate_sum"), keep_rate_sum, 1e-6);
+}
+
+TEST(BatchingTest, StreamItemsAreBatchedToo) {
+  TestRepository repository(R"({"max_batch_size": 8, "max_queue_delay_us": 500000})");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(repository.path()));
+  auto client = server.NewClient();
+  std::vector<v1::ClassifyStreamRequest> requests(8);
+  for (int i = 0; i < 8; ++i) {
+    requests[i].set_request_id(std::to_string(i));
+    requests[i].mutable_request()->set_model(kTestModel);
+    requests[i].mutable_request()->set_image(
+        ReadBytes(TestData("preprocess/leaf_small_120x90.jpg")));
+  }
+  auto responses = client->ClassifyBatchStream(requests);
+  ASSERT_TRUE(responses.ok()) << responses.status();
+  ASSERT_EQ(responses->size(), 8u);
+  int largest = 0;
+  for (const auto& r : *responses) {
+    ASSERT_EQ(r.status().code(), 0) << r.status().message();
+    largest = std::max(largest, r.response().cost().batch_size());
+  }
+  EXPECT_GT(largest, 1);
+}
+
+}  // namespace
+}  // namespace clca::testing

@@ -1,0 +1,103 @@
+// The request pipeline and a servable in-process, on the test model: the
+// refusal while draining and a model failure becoming INTERNAL.
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "server/classify_pipeline.h"
+#include "server/metrics.h"
+#include "server/model_repository.h"
+#include "tests/server/server_harness.h"
+
+namespace clca::server {
+namespace {
+
+using ::clca::testing::kTestModel;
+using ::clca::testing::ReadBytes;
+using ::clca::testing::TestData;
+using ::clca::testing::TestRepository;
+using ::testing::HasSubstr;
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto metrics = Metrics::Create();
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    metrics_ = *std::move(metrics);
+    RepositoryOptions options;
+    options.intra_op_threads = 1;
+    auto repository = ModelRepository::Load(test_repository_.path(), options, metrics_.get());
+    ASSERT_TRUE(repository.ok()) << repository.status();
+    repository_ = *std::move(repository);
+    PipelineOptions pipeline_options;
+    pipeline_options.preprocess_threads = 1;
+    pipeline_ = std::make_unique<ClassifyPipeline>(repository_.get(), metrics_.get(),
+                                                   pipeline_options);
+  }
+
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) {
+    absl::Notification done;
+    absl::StatusOr<v1::ClassifyResponse> result;
+    CallContext call;
+    call.request_id = ClassifyPipeline::NewRequestId();
+    pipeline_->Submit(&request, call, [&](absl::StatusOr<v1::ClassifyResponse> r) {
+      result = std::move(r);
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    return result;
+  }
+
+  TestRepository test_repository_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<ClassifyPipeline> pipeline_;
+};
+
+TEST_F(PipelineTest, AfterStopAcceptingRequestsAreUnavailable) {
+  v1::ClassifyRequest request;
+  request.set_model(kTestModel);
+  request.set_image(ReadBytes(TestData("preprocess/leaf_300x300.png")));
+  ASSERT_TRUE(Classify(request).ok());
+  pipeline_->StopAccepting();
+  absl::StatusOr<v1::ClassifyResponse> refused = Classify(request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(refused.status().message(), HasSubstr("shutting down"));
+  EXPECT_EQ(pipeline_->accepted(), 1);
+  EXPECT_EQ(pipeline_->answered(), 1);
+  EXPECT_TRUE(pipeline_->WaitUntilIdle(absl::Seconds(1)));
+}
+
+TEST_F(PipelineTest, KeepRatesAreTheDecimalsClientsMeant) {
+  auto servable = repository_->Find(kTestModel, std::nullopt);
+  ASSERT_TRUE(servable.ok());
+  EXPECT_EQ(*(*servable)->ResolveKeepRate(std::nullopt), 0.5);
+  // A float 0.7 runs, and batches, as the number 0.7.
+  EXPECT_EQ(*(*servable)->ResolveKeepRate(0.7f), 0.7);
+  EXPECT_EQ(*(*servable)->ResolveKeepRate(0.1f), 0.1);
+  EXPECT_EQ((*servable)->ResolveKeepRate(0.099f).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PipelineTest, ModelFailureIsInternalForEveryTaskOfTheBatch) {
+  auto servable = repository_->Find(kTestModel, std::nullopt);
+  ASSERT_TRUE(servable.ok());
+  absl::Notification done;
+  absl::Status status;
+  auto task = std::make_unique<InferenceTask>();
+  // Not the model's input size: the forward pass fails.
+  task->image = torch::zeros({3, 100, 100});
+  task->keep_rate = 0.5;
+  task->done = [&](absl::StatusOr<TaskResult> result) {
+    status = result.status();
+    done.Notify();
+  };
+  ASSERT_TRUE((*servable)->scheduler()->Schedule(&task).ok());
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+}
+
+}  // namespace
+}  // namespace clca::server

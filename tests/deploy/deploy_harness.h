@@ -16,14 +16,14 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/server/server_harness.h"
 
 namespace clca::deploy_test {
 
@@ -36,22 +36,21 @@ using std::chrono::seconds;
 inline fs::path SourceDir() {
   return fs::path(CLCA_TEST_DATA).lexically_normal().parent_path().parent_path();
 }
-inline std::string TestData(const std::string& relative) {
-  return std::string(CLCA_TEST_DATA) + "/" + relative;
-}
-inline std::string ServerBinary() { return std::string(CLCA_BINARY_DIR) + "/server/clca-server"; }
-inline std::string ClientBinary() { return std::string(CLCA_BINARY_DIR) + "/client/clca-client"; }
+
+// Shared with the end-to-end server tests (tests/server/server_harness.h).
+using ::clca::testing::ClientBinary;
+using ::clca::testing::ServerBinary;
+using ::clca::testing::TempDir;
+using ::clca::testing::TestData;
+// A model repository holding the tiny EViT+CLCA parity model as leafnet/1/.
+using ::clca::testing::TestRepository;
 
 inline std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  return ::clca::testing::ReadBytes(path.string());
 }
 
 inline void WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
+  ::clca::testing::WriteText(path, text);
 }
 
 // Fails the calling test (with how to fix it) unless `path` is executable.
@@ -61,42 +60,6 @@ inline ::testing::AssertionResult IsExecutable(const std::string& path) {
          << path << " is missing; tools/install-deps.sh installs the Debian packages the "
          << "deployment tests use (prometheus, nginx, docker-compose)";
 }
-
-// A directory removed when it goes out of scope.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() /
-            ("clca-deploy-test-" + std::to_string(getpid()) + "-" + std::to_string(random()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// A model repository holding the tiny EViT+CLCA parity model as leafnet/1/.
-class TestRepository {
- public:
-  TestRepository() {
-    const fs::path version = dir_.path() / "leafnet" / "1";
-    fs::create_directories(version);
-    fs::create_symlink(TestData("parity/evit_kr0.5_clca.pth"), version / "model.pth");
-    fs::copy_file(TestData("parity/evit_kr0.5_clca.config.json"), version / "model.json");
-  }
-  std::string path() const { return dir_.path().string(); }
-
- private:
-  TempDir dir_;
-};
 
 // A child process in its own process group, its stdout and stderr appended
 // to a log file. The destructor kills the whole group and reaps the child.

@@ -1,9 +1,11 @@
 #include "client/client.h"
 
 #include <fstream>
+#include <string>
 #include <sstream>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
@@ -19,12 +21,36 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
+std::string ChannelTarget(const std::string& servers) {
+  if (servers.find(',') == std::string::npos || servers.find(':') == std::string::npos ||
+      servers.find("://") != std::string::npos) {
+    return servers;
+  }
+  std::vector<std::string> addresses;
+  bool ipv6 = false;
+  size_t start = 0;
+  while (start <= servers.size()) {
+    size_t end = servers.find(',', start);
+    if (end == std::string::npos) end = servers.size();
+    std::string address = servers.substr(start, end - start);
+    if (address.rfind("localhost:", 0) == 0) address = "127.0.0.1" + address.substr(9);
+    ipv6 = ipv6 || (!address.empty() && address[0] == '[');
+    if (!address.empty()) addresses.push_back(address);
+    start = end + 1;
+  }
+  std::string target = ipv6 ? "ipv6:" : "ipv4:";
+  for (size_t i = 0; i < addresses.size(); ++i) target += (i ? "," : "") + addresses[i];
+  return target;
+}
+
 std::unique_ptr<Client> Client::Create(const std::string& target, const ClientOptions& options) {
   grpc::ChannelArguments args;
+  args.SetLoadBalancingPolicyName("round_robin");
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   args.SetMaxSendMessageSize(-1);
   return std::make_unique<Client>(
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args), options);
+      grpc::CreateCustomChannel(ChannelTarget(target), grpc::InsecureChannelCredentials(), args),
+      options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)

@@ -36,12 +36,20 @@ struct ClassifyOptions {
 };
 
 // Converts a gRPC status to an absl::Status (the codes are the same).
+// The gRPC target for `servers` as Client::Create takes them: comma-separated
+// IPv4/IPv6 literals become one "ipv4:"/"ipv6:" target; anything else is
+// returned as it is.
+std::string ChannelTarget(const std::string& servers);
+
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Thread-safe: one client may serve many threads.
 class Client {
  public:
-  // `target` is "host:port"; the connection is made lazily.
+  // `target` is "host:port", several comma-separated "host:port" addresses
+  // (IP literals or localhost), or any gRPC target such as "dns:///name:port".
+  // Calls are spread over every address the target names or resolves to
+  // (round_robin). The connection is made lazily.
   static std::unique_ptr<Client> Create(const std::string& target,
                                         const ClientOptions& options = {});
   // Uses an existing channel.

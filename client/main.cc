@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   std::string server = "localhost:50051";
   int timeout_ms = 0;
-  app.add_option("--server", server, "host:port of the clca-server")->capture_default_str();
+  app.add_option("--server", server, "host:port of the clca-server; several comma-separated addresses or dns:///name:port spread calls over every server (round_robin)")->capture_default_str();
   app.add_option("--timeout", timeout_ms, "Deadline of each call in milliseconds (0: none)")
       ->check(CLI::NonNegativeNumber);
 

@@ -14,6 +14,21 @@
 namespace clca {
 namespace {
 
+// The reducer of `config` with random learned parameters.
+absl::StatusOr<std::unique_ptr<TokenReducer>> RandomReducer(const ModelConfig& config,
+                                                            uint64_t seed) {
+  torch::manual_seed(seed);
+  StateDict weights;
+  for (const auto& [name, shape] : ReducerParameterShapes(config)) {
+    weights.push_back({name, torch::randn(shape)});
+  }
+  WeightStore store(weights);
+  auto reducer = MakeReducer(config, store);
+  if (!reducer.ok()) return reducer.status();
+  if (auto s = store.Finish(); !s.ok()) return s;
+  return reducer;
+}
+
 using testing::ParityDir;
 
 const char* const kMethods[] = {"dyvit", "patchmerger", "sit", "dpcknn"};
@@ -297,15 +312,8 @@ TEST(DynamicVitCore, RecoveredTokensDoNotSteerTheOthers) {
                                {"num_heads", 2}, {"depth", 2}, {"num_classes", 3},
                                {"reduction_loc", {0}}, {"clc", true}, {"num_clr", 1}});
   ASSERT_TRUE(config.ok()) << config.status();
-  torch::manual_seed(3);
-  StateDict weights;
-  for (const auto& [name, shape] : ReducerParameterShapes(*config)) {
-    weights.push_back({name, torch::randn(shape)});
-  }
-  WeightStore store(weights);
-  auto reducer = MakeReducer(*config, store);
+  auto reducer = RandomReducer(*config, 3);
   ASSERT_TRUE(reducer.ok()) << reducer.status();
-  ASSERT_TRUE(store.Finish().ok()) << store.Finish();
   ASSERT_TRUE((*reducer)->tracks_recovered());
 
   // CLS, 4 tokens, then 5 recovered ones, all kept but one (kr 1 with CLC).
@@ -419,15 +427,8 @@ TEST(DpcKnnCore, KeepsClsAndTheCacheTokensAside) {
                                {"num_heads", 2}, {"num_classes", 3}, {"clc", true},
                                {"num_clr", 1}});
   ASSERT_TRUE(config.ok()) << config.status();
-  torch::manual_seed(11);
-  StateDict weights;
-  for (const auto& [name, shape] : ReducerParameterShapes(*config)) {
-    weights.push_back({name, torch::randn(shape)});
-  }
-  WeightStore store(weights);
-  auto reducer = MakeReducer(*config, store);
+  auto reducer = RandomReducer(*config, 11);
   ASSERT_TRUE(reducer.ok()) << reducer.status();
-  ASSERT_TRUE(store.Finish().ok()) << store.Finish();
   // Second location, 16 patches at kr 0.5: the first left max(8, 5) = 8
   // patch tokens, this one makes max(4, 5) = 5 clusters; 3 cache tokens follow.
   const ReductionStep step{1, 0.5, 16};

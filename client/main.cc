@@ -1,5 +1,7 @@
-// clca-client: classify images, list models and check health of a clca-server.
+// clca-client: classify images, list models, check health and measure the
+// throughput and latency of a clca-server.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "client/client.h"
 #include "client/format.h"
+#include "client/perf.h"
 
 namespace {
 
@@ -35,6 +38,184 @@ absl::StatusOr<std::string> ResolveModel(const clca::Client& client, const std::
   return absl::InvalidArgumentError(absl::StrCat(
       "choose a model with --model; the server has: ",
       names.empty() ? std::string("none") : absl::StrJoin(names, ", ")));
+}
+
+// The flags of `clca-client perf`; see docs/DEPLOY.md.
+struct PerfFlags {
+  std::string model;
+  int64_t version = 0;
+  std::vector<std::string> images;
+  std::string keep_rates;
+  std::string concurrency;
+  std::string concurrency_range;
+  std::string request_rate;
+  std::string request_rate_range;
+  std::string distribution = "constant";
+  int max_threads = 16;
+  int window_ms = 2000;
+  int warmup_ms = 0;
+  double stability = 0.10;
+  int max_windows = 10;
+  int deadline_ms = 0;
+  int top_k = 0;
+  std::string format = "table";
+  bool json = false;
+  bool csv = false;
+  std::string out;
+  uint64_t seed = 0;
+  bool quiet = false;
+  CLI::Option* version_opt = nullptr;
+  CLI::Option* deadline_opt = nullptr;
+};
+
+void AddPerfCommand(CLI::App& app, PerfFlags* f) {
+  CLI::App* perf = app.add_subcommand(
+      "perf", "Measure throughput and latency over concurrency levels or request rates");
+  perf->add_option("--model", f->model, "Model name (default: the server's only model)");
+  f->version_opt = perf->add_option("--version", f->version, "Model version (default: highest)");
+  perf->add_option("--image", f->images, "Image file to send; repeat for several, sent in rotation")
+      ->required();
+  perf->add_option("--keep-rates", f->keep_rates,
+                   "Keep-rate mix: rate:weight pairs (0.1:0.5,1.0:0.5), or rates with equal "
+                   "weights (0.1,1.0); \"default\" is the model's own (default: only the "
+                   "model's default)");
+  auto* concurrency = perf->add_option("--concurrency", f->concurrency,
+                                       "Concurrency levels, e.g. 1,2,4,8 (default 1)");
+  auto* concurrency_range = perf->add_option(
+      "--concurrency-range", f->concurrency_range, "Concurrency levels start:end[:step], linear");
+  auto* rate = perf->add_option("--request-rate", f->request_rate,
+                                "Fixed request rates per second, e.g. 50,100");
+  auto* rate_range = perf->add_option("--request-rate-range", f->request_rate_range,
+                                      "Request rates start:end[:step] per second, linear");
+  for (CLI::Option* a : {concurrency, concurrency_range, rate, rate_range}) {
+    for (CLI::Option* b : {concurrency, concurrency_range, rate, rate_range}) {
+      if (a != b) a->excludes(b);
+    }
+  }
+  perf->add_option("--request-distribution", f->distribution,
+                   "Intervals between requests in request-rate mode")
+      ->check(CLI::IsMember({"constant", "poisson"}))
+      ->capture_default_str();
+  perf->add_option("--max-threads", f->max_threads,
+                   "Sending threads in request-rate mode, one request in flight each")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  perf->add_option("--window-ms", f->window_ms, "Measurement window in milliseconds")
+      ->check(CLI::Range(1, 3600 * 1000))
+      ->capture_default_str();
+  perf->add_option("--warmup-ms", f->warmup_ms,
+                   "Load before the first window of each point, not measured")
+      ->check(CLI::Range(0, 3600 * 1000))
+      ->capture_default_str();
+  perf->add_option("--stability", f->stability,
+                   "A point is stable when the last 3 windows' throughput and p50 latency "
+                   "are within this fraction of each other")
+      ->check(CLI::Range(1e-6, 10.0))
+      ->capture_default_str();
+  perf->add_option("--max-windows", f->max_windows, "Windows per point at most")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  f->deadline_opt = perf->add_option("--deadline-ms", f->deadline_ms,
+                                     "Deadline of each request in milliseconds "
+                                     "(default: --timeout; 0: none)")
+                        ->check(CLI::NonNegativeNumber);
+  perf->add_option("--top-k", f->top_k, "Number of predictions asked for (default 5)")
+      ->check(CLI::NonNegativeNumber);
+  auto* format = perf->add_option("--format", f->format, "Output format")
+                     ->check(CLI::IsMember({"table", "json", "csv"}))
+                     ->capture_default_str();
+  auto* json = perf->add_flag("--json", f->json, "Same as --format json");
+  auto* csv = perf->add_flag("--csv", f->csv, "Same as --format csv");
+  json->excludes(csv)->excludes(format);
+  csv->excludes(format);
+  perf->add_option("--out", f->out, "Write the results to this file instead of stdout");
+  perf->add_option("--seed", f->seed, "Seed of the keep-rate draws and Poisson intervals")
+      ->capture_default_str();
+  perf->add_flag("--quiet", f->quiet, "No progress lines on stderr");
+}
+
+int FlagError(const std::string& flag, const absl::Status& status) {
+  return Fail(absl::InvalidArgumentError(absl::StrCat(flag, ": ", status.message())));
+}
+
+// Exit code 0: every request succeeded; 1: bad flags, unreadable image, no
+// server; 2: the sweep ran and some requests failed (counted in the results).
+int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms) {
+  namespace perf = clca::perf;
+  perf::PerfOptions options;
+  if (!f.keep_rates.empty()) {
+    absl::StatusOr<std::vector<perf::KeepRateShare>> mix = perf::ParseKeepRateMix(f.keep_rates);
+    if (!mix.ok()) return FlagError("--keep-rates", mix.status());
+    options.keep_rates = *std::move(mix);
+  }
+  if (!f.concurrency.empty()) {
+    absl::StatusOr<std::vector<int>> levels = perf::ParseConcurrencyList(f.concurrency);
+    if (!levels.ok()) return FlagError("--concurrency", levels.status());
+    options.concurrency = *std::move(levels);
+  }
+  if (!f.concurrency_range.empty()) {
+    absl::StatusOr<std::vector<int>> levels = perf::ParseConcurrencyRange(f.concurrency_range);
+    if (!levels.ok()) return FlagError("--concurrency-range", levels.status());
+    options.concurrency = *std::move(levels);
+  }
+  if (!f.request_rate.empty()) {
+    absl::StatusOr<std::vector<double>> rates = perf::ParseRateList(f.request_rate);
+    if (!rates.ok()) return FlagError("--request-rate", rates.status());
+    options.request_rates = *std::move(rates);
+  }
+  if (!f.request_rate_range.empty()) {
+    absl::StatusOr<std::vector<double>> rates = perf::ParseRateRange(f.request_rate_range);
+    if (!rates.ok()) return FlagError("--request-rate-range", rates.status());
+    options.request_rates = *std::move(rates);
+  }
+  options.distribution = f.distribution == "poisson" ? perf::Distribution::kPoisson
+                                                     : perf::Distribution::kConstant;
+  options.max_threads = f.max_threads;
+  options.window = std::chrono::milliseconds(f.window_ms);
+  options.warmup = std::chrono::milliseconds(f.warmup_ms);
+  options.stability = f.stability;
+  options.max_windows = f.max_windows;
+  options.deadline = std::chrono::milliseconds(*f.deadline_opt ? f.deadline_ms : timeout_ms);
+  if (timeout_ms > 0) options.connect_timeout = std::chrono::milliseconds(timeout_ms);
+  options.top_k = f.top_k;
+  options.seed = f.seed;
+  if (*f.version_opt) options.version = f.version;
+  const std::string format = f.json ? "json" : f.csv ? "csv" : f.format;
+
+  for (const std::string& path : f.images) {
+    absl::StatusOr<std::string> image = clca::ReadFileBytes(path);
+    if (!image.ok()) return Fail(image.status());
+    options.images.push_back(*std::move(image));
+  }
+  clca::ClientOptions client_options;
+  client_options.timeout = std::chrono::milliseconds(timeout_ms);
+  std::unique_ptr<clca::Client> client = clca::Client::Create(server, client_options);
+  absl::StatusOr<std::string> model = ResolveModel(*client, f.model);
+  if (!model.ok()) return Fail(model.status());
+  options.model = *model;
+
+  absl::StatusOr<perf::PerfReport> report =
+      perf::RunPerf(client->channel(), options, [&f](const perf::PerfPoint& point) {
+        if (!f.quiet) std::cerr << perf::DescribePoint(point) << "\n";
+      });
+  if (!report.ok()) return Fail(report.status());
+
+  const perf::ReportContext context{server, options.model, options.version, options.keep_rates};
+  const std::string text = format == "json"  ? perf::PerfJson(context, *report)
+                           : format == "csv" ? perf::PerfCsv(context, *report)
+                                             : perf::FormatPerfTable(context, *report);
+  if (f.out.empty()) {
+    std::cout << text << std::flush;
+  } else {
+    std::ofstream out(f.out, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) return Fail(absl::PermissionDeniedError(absl::StrCat("cannot write ", f.out)));
+  }
+  for (const perf::PerfPoint& point : report->results) {
+    if (point.error_count > 0) return 2;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -70,7 +251,12 @@ int main(int argc, char** argv) {
   std::string service;
   health->add_option("--service", service, "Service name (default: the whole server)");
 
+  PerfFlags perf_flags;
+  AddPerfCommand(app, &perf_flags);
+
   CLI11_PARSE(app, argc, argv);
+
+  if (app.got_subcommand("perf")) return RunPerfCommand(perf_flags, server, timeout_ms);
 
   clca::ClientOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);

@@ -1,0 +1,183 @@
+// Load generation against a clca-server, in the manner of Triton's
+// perf_analyzer: a sweep over concurrency levels or fixed request rates, each
+// point measured in windows until throughput and median latency are stable.
+// Depends on gRPC and protobuf only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <grpcpp/channel.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace clca::perf {
+
+// One keep rate of the mix and its share of the requests.
+struct KeepRateShare {
+  // Absent: the model's default (the request leaves keep_rate unset).
+  std::optional<float> keep_rate;
+  // Relative weight, > 0; the mix need not sum to 1.
+  double weight = 1;
+};
+
+// "0.1:0.5,1.0:0.5" (rate:weight pairs) or "0.1,1.0" (equal weights). A rate
+// is in (0, 1] or "default" for the model's own. Every entry has a weight or
+// none does; rates must not repeat.
+absl::StatusOr<std::vector<KeepRateShare>> ParseKeepRateMix(absl::string_view spec);
+// "1,2,4,8": positive integers.
+absl::StatusOr<std::vector<int>> ParseConcurrencyList(absl::string_view spec);
+// "start:end[:step]", linear as perf_analyzer's --concurrency-range; step 1
+// when left out.
+absl::StatusOr<std::vector<int>> ParseConcurrencyRange(absl::string_view spec);
+// "50,100": positive requests per second.
+absl::StatusOr<std::vector<double>> ParseRateList(absl::string_view spec);
+// "start:end:step" in requests per second, linear.
+absl::StatusOr<std::vector<double>> ParseRateRange(absl::string_view spec);
+
+// Nearest-rank percentile of ascending `sorted` values: the smallest value
+// that at least `p` percent of the values do not exceed. 0 when empty.
+double Percentile(const std::vector<double>& sorted, double p);
+
+enum class Distribution { kConstant, kPoisson };
+
+struct PerfOptions {
+  std::string model;
+  // Absent: the highest loaded version.
+  std::optional<int64_t> version;
+  // 0: the server's default.
+  int top_k = 0;
+  // Encoded images, sent in rotation.
+  std::vector<std::string> images;
+  // Empty: every request uses the model's default keep rate.
+  std::vector<KeepRateShare> keep_rates;
+
+  // Exactly one of the two lists names the points of the sweep: the number
+  // of requests kept in flight, or the requests per second sent on schedule.
+  // Both empty: concurrency 1.
+  std::vector<int> concurrency;
+  std::vector<double> request_rates;
+  // Intervals between scheduled sends in request-rate mode.
+  Distribution distribution = Distribution::kConstant;
+  // Threads sending in request-rate mode; each holds one request at a time.
+  int max_threads = 16;
+
+  // Length of one measurement window.
+  std::chrono::milliseconds window{2000};
+  // Load run before the first window of each point, not measured.
+  std::chrono::milliseconds warmup{0};
+  // A point is stable when, over its last `stable_windows` windows, the
+  // largest throughput and p50 are at most (1 + stability) times the
+  // smallest.
+  double stability = 0.10;
+  int stable_windows = 3;
+  // Windows per point at most; the point is reported unstable if they run out.
+  int max_windows = 10;
+
+  // Deadline of each request; zero means none.
+  std::chrono::milliseconds deadline{0};
+  // How long to wait for the channel to connect before the sweep.
+  std::chrono::milliseconds connect_timeout{10000};
+  // Seeds the keep-rate draws and the Poisson intervals.
+  uint64_t seed = 0;
+};
+
+struct LatencySummary {
+  double avg_ms = 0;
+  double p50_ms = 0;
+  double p90_ms = 0;
+  double p95_ms = 0;
+  double p99_ms = 0;
+  double max_ms = 0;
+};
+
+// One entry of the keep-rate mix within a point.
+struct KeepRateResult {
+  std::optional<float> keep_rate;
+  int64_t requests = 0;
+  int64_t errors = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double server_compute_ms = 0;
+};
+
+struct PerfPoint {
+  // The load: concurrency (concurrency mode) or target requests per second.
+  int concurrency = 0;
+  double request_rate = 0;
+
+  // Successful requests in the measured windows, and their rate. Each request
+  // carries one image, so this is also images per second.
+  int64_t requests = 0;
+  double duration_s = 0;
+  double throughput_per_s = 0;
+  // Client-side latency of successful requests; in request-rate mode counted
+  // from the scheduled send time.
+  LatencySummary latency;
+  // Failed requests by gRPC status code name, e.g. "RESOURCE_EXHAUSTED".
+  std::map<std::string, int64_t> errors;
+  int64_t error_count = 0;
+
+  bool stable = false;
+  // Windows measured, and how many of the last ones the figures cover.
+  int windows = 0;
+  int windows_reported = 0;
+
+  // Means over successful responses of what the server reports per request:
+  // batch queue wait, decode and resize, the forward pass of the request's
+  // batch, and arrival to response.
+  double server_queue_ms = 0;
+  double server_preprocess_ms = 0;
+  double server_compute_ms = 0;
+  double server_total_ms = 0;
+  double mean_batch_size = 0;
+
+  // Request-rate mode: the fraction of requests sent more than 1 ms after
+  // their scheduled time, and whether the client kept up (at most 10%).
+  double delayed_ratio = 0;
+  bool kept_up = true;
+
+  // One entry per keep rate of the mix (one unset entry without a mix).
+  std::vector<KeepRateResult> keep_rates;
+};
+
+struct PerfReport {
+  bool request_rate_mode = false;
+  std::vector<PerfPoint> results;
+};
+
+// Runs the sweep over `channel`. Fails before sending anything if the
+// options are inconsistent or the channel does not connect in time; failed
+// requests are counted in the results, not returned as errors. `on_point`,
+// if set, sees each point as it finishes.
+absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel,
+                                   const PerfOptions& options,
+                                   const std::function<void(const PerfPoint&)>& on_point = {});
+
+// What the renderings say about the run besides the results.
+struct ReportContext {
+  std::string server;
+  std::string model;
+  std::optional<int64_t> version;
+  std::vector<KeepRateShare> keep_rates;
+};
+
+// Aligned columns, one row per point, plus rows per keep rate when there is a
+// mix and the errors by code.
+std::string FormatPerfTable(const ReportContext& context, const PerfReport& report);
+// One JSON object: {"server", "model", "mode", "results": [...]}.
+std::string PerfJson(const ReportContext& context, const PerfReport& report);
+// A header row and one row per point.
+std::string PerfCsv(const ReportContext& context, const PerfReport& report);
+
+// One line saying how a point went, for progress output.
+std::string DescribePoint(const PerfPoint& point);
+
+}  // namespace clca::perf

@@ -1,6 +1,7 @@
-// DynamicViT (Rao et al., NeurIPS 2021), inference path: before the block, a
-// small predictor scores every non-CLS token and only the best-scored ones go
-// on, CLS first, then highest score first.
+// DynamicViT (Rao et al., NeurIPS 2021): before the block, a small predictor
+// scores every non-CLS token. Inference keeps only the best-scored ones, CLS
+// first, then highest score first; training samples hard Gumbel-softmax keep
+// decisions and masks attention with them, with a keep-ratio loss.
 #include <algorithm>
 #include <cmath>
 
@@ -43,8 +44,9 @@ struct Predictor {
     }
   }
 
-  // Log-probability of "keep" for each of `tokens` [B, M, C].
-  torch::Tensor KeepScore(const torch::Tensor& tokens, const torch::Tensor& policy) const {
+  // Log-probabilities [B, M, 2] of "keep" and "drop" for each of `tokens`
+  // [B, M, C].
+  torch::Tensor LogProbs(const torch::Tensor& tokens, const torch::Tensor& policy) const {
     torch::Tensor h = at::gelu(in(norm(tokens)));
     const int64_t half = h.size(-1) / 2;
     torch::Tensor local = h.narrow(-1, 0, half);
@@ -52,7 +54,11 @@ struct Predictor {
     torch::Tensor global = PolicyMean(h.narrow(-1, half, h.size(-1) - half), policy) + 1e-6;
     h = torch::cat({local, global.expand({-1, h.size(1), -1})}, -1);
     h = out3(at::gelu(out2(at::gelu(out1(h)))));
-    return h.log_softmax(-1).select(-1, 0);
+    return h.log_softmax(-1);
+  }
+
+  torch::Tensor KeepScore(const torch::Tensor& tokens, const torch::Tensor& policy) const {
+    return LogProbs(tokens, policy).select(-1, 0);
   }
 };
 
@@ -99,8 +105,7 @@ class DynamicVitReducer : public TokenReducer {
 
   void Reduce(const ReductionStep& step, const AttentionSummary& attention,
               Tokens& tokens) const override {
-    // Training samples a Gumbel-softmax keep mask here and masks attention
-    // with it instead of dropping tokens; only inference is served.
+    if (step.training) return ReduceTraining(step, tokens);
     const torch::Tensor& x = tokens.x;
     const int64_t length = x.size(1);
     torch::Tensor others = x.narrow(1, 1, length - 1);
@@ -118,6 +123,31 @@ class DynamicVitReducer : public TokenReducer {
   }
 
  private:
+  // Weight of the keep-ratio loss (DynamicViT's default).
+  static constexpr double kRatioWeight = 2.0;
+
+  void ReduceTraining(const ReductionStep& step, Tokens& tokens) const {
+    const torch::Tensor& x = tokens.x;
+    const int64_t batch = x.size(0), length = x.size(1);
+    if (!tokens.policy.defined()) tokens.policy = torch::ones({batch, length, 1}, x.options());
+    torch::Tensor previous = tokens.policy.narrow(1, 1, length - 1);
+    torch::Tensor log_probs = predictors_[step.index].LogProbs(x.narrow(1, 1, length - 1), previous);
+    // Hard Gumbel-softmax with the straight-through gradient of the soft one.
+    torch::Tensor gumbel = -torch::empty_like(log_probs).exponential_().log();
+    torch::Tensor soft = (log_probs + gumbel).softmax(-1);
+    torch::Tensor hard = torch::zeros_like(soft).scatter(-1, soft.argmax(-1, /*keepdim=*/true), 1.0);
+    torch::Tensor keep = (hard - soft.detach() + soft).narrow(-1, 0, 1) * previous;
+    tokens.policy = torch::cat({torch::ones({batch, 1, 1}, keep.options()), keep}, 1);
+    // The count inference would keep, as a fraction of the non-CLS tokens.
+    torch::Tensor alive = previous.sum({1, 2}).detach();
+    torch::Tensor target =
+        clc_ ? (alive - 1).clamp_min(1) * step.keep_rate
+             : torch::full_like(alive, static_cast<double>(initial_others_) *
+                                           std::pow(step.keep_rate, step.index + 1));
+    torch::Tensor error = (keep.sum({1, 2}) - target) / static_cast<double>(length - 1);
+    tokens.losses.push_back(kRatioWeight * error.pow(2).mean());
+  }
+
   bool clc_;
   int64_t initial_others_;
   std::vector<Predictor> predictors_;

@@ -26,13 +26,14 @@ struct LayerNormWeights {
   void Load(WeightStore& w, const std::string& prefix, int64_t dim, double eps);
 };
 
-// Eval-mode BatchNorm1d over [B, C, L].
+// BatchNorm1d over [B, C, L]. In training mode it normalises with the batch
+// statistics and updates the running ones in place (momentum 0.1, as torch).
 struct BatchNormWeights {
   torch::Tensor weight, bias, running_mean, running_var;
   double eps = 1e-5;
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    return at::batch_norm(x, weight, bias, running_mean, running_var, /*training=*/false, 0.0,
-                          eps, /*cudnn_enabled=*/true);
+  torch::Tensor operator()(const torch::Tensor& x, bool training = false) const {
+    return at::batch_norm(x, weight, bias, running_mean, running_var, training,
+                          training ? 0.1 : 0.0, eps, /*cudnn_enabled=*/true);
   }
   void Load(WeightStore& w, const std::string& prefix, int64_t channels);
 };

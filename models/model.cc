@@ -4,6 +4,7 @@
 #include <limits>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "models/layers.h"
@@ -84,6 +85,8 @@ struct ClcaModel::Impl {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   StateDict loaded;
+  // Trainable models: the parameters, in reference names.
+  std::vector<std::pair<std::string, Tensor>> parameters;
 
   Tensor cls_token, pos_embed, clr;
   Tensor patch_weight, patch_bias;
@@ -112,8 +115,13 @@ struct ClcaModel::Impl {
   // The last `count` real tokens of each image.
   static Tensor LastTokens(const Tokens& tokens, int64_t count);
   Tensor Embed(const Tensor& images) const;
-  Tensor Head(const Tensor& tokens, const std::vector<Tensor>& cls_per_stage) const;
-  ForwardResult Run(const Tensor& images, double keep_rate) const;
+  Tensor Head(const Tensor& tokens, const std::vector<Tensor>& cls_per_stage,
+              bool training) const;
+  // A forward pass; a training one also appends the reducer's losses to
+  // `*losses`.
+  ForwardResult Run(const Tensor& images, double keep_rate, bool training = false,
+                    std::vector<Tensor>* losses = nullptr) const;
+  absl::Status CheckImages(const Tensor& images) const;
 };
 
 absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
@@ -146,6 +154,7 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
                                   c.input_size, " needs ", c.grid_size(), "x", c.grid_size()));
       } else {
         pos_embed = ResizePositionGrid(pos_embed, prefix, suffix, c.grid_size());
+        if (options.trainable) pos_embed = pos_embed.detach().requires_grad_(true);
       }
     }
   }
@@ -224,6 +233,13 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
     }
   }
   if (reducer) reducer->MoveTo(device, dtype);
+  if (options.trainable) {
+    // Moving was a no-op (the weights already are float32 on the device), so
+    // these are the very tensors the forward pass uses.
+    for (const auto& [name, t] : loaded) {
+      if (t.requires_grad()) parameters.push_back({name, t});
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -237,6 +253,18 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   Tensor k = qkv[1];
   Tensor v = qkv[2];
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
+  if (tokens.policy.defined()) {
+    // DynamicViT training: dropped tokens are hidden from every query but
+    // themselves, in float32 as the reference does for stability.
+    const double eps = 1e-6;
+    Tensor keep = tokens.policy.reshape({batch, 1, 1, length}).to(torch::kFloat32);
+    Tensor eye = torch::eye(length, keep.options()).reshape({1, 1, length, length});
+    keep = keep + (1 - keep) * eye;
+    Tensor e = (scores - std::get<0>(scores.max(-1, /*keepdim=*/true))).to(torch::kFloat32).exp() * keep;
+    Tensor attn = ((e + eps / length) / (e.sum(-1, /*keepdim=*/true) + eps)).to(scores.scalar_type());
+    const int64_t rows = attn.size(2);
+    return b.proj(torch::matmul(attn, v).transpose(1, 2).reshape({batch, rows, dim}));
+  }
   if (tokens.size.defined() && reducer->proportional_attention()) {
     // Proportional attention: a merged token counts as many.
     scores = scores + tokens.size.log().reshape({batch, 1, 1, length});
@@ -298,15 +326,16 @@ Tensor ClcaModel::Impl::Embed(const Tensor& images) const {
   return x;
 }
 
-Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per_stage) const {
+Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per_stage,
+                             bool training) const {
   if (!config.ifa_head) return head(norm(x.select(1, 0)));
   Tensor stacked = torch::stack(cls_per_stage, -1);  // [B, C, G]
   const int64_t stages = stacked.size(-1);
   if (config.ifa_dws_conv_groups > 0) {
-    Tensor y = cla_norm_in(stacked);
+    Tensor y = cla_norm_in(stacked, training);
     y = at::conv1d(y, cla_conv_weight, cla_conv_bias, at::IntArrayRef{stages},
                    at::IntArrayRef{0}, at::IntArrayRef{1}, config.embed_dim);
-    y = at::gelu(cla_norm_mid(y));
+    y = at::gelu(cla_norm_mid(y, training));
     y = at::conv1d(y, cla_out_weight, cla_out_bias);
     return y.squeeze(-1);
   }
@@ -314,7 +343,8 @@ Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per
   return cla_fc(cla_norm(y));
 }
 
-ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const {
+ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate, bool training,
+                                   std::vector<Tensor>* losses) const {
   const ModelConfig& c = config;
   ForwardResult result;
   Tokens tokens;
@@ -336,7 +366,7 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
     const bool at_location =
         step_index < c.reduction_loc.size() && c.reduction_loc[step_index] == i;
     const bool reduces = reducer && at_location;
-    const ReductionStep step{static_cast<int>(step_index), keep_rate, n};
+    const ReductionStep step{static_cast<int>(step_index), keep_rate, n, training};
     AttentionSummary summary;
     if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
       reducer->Reduce(step, summary, tokens);
@@ -373,6 +403,12 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
               {tokens.mask, torch::ones({recovered.size(0), recovered.size(1)}, tokens.mask.options())},
               1);
         }
+        if (tokens.policy.defined()) {
+          tokens.policy = torch::cat(
+              {tokens.policy,
+               torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.policy.options())},
+              1);
+        }
         if (tokens.recovered.defined()) {
           tokens.recovered = torch::cat(
               {tokens.recovered,
@@ -397,7 +433,10 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate) const
       cls_per_stage.push_back(tokens.x.select(1, 0));
     }
   }
-  result.logits = Head(tokens.x, cls_per_stage).to(torch::kFloat32);
+  result.logits = Head(tokens.x, cls_per_stage, training).to(torch::kFloat32);
+  if (losses) {
+    for (Tensor& l : tokens.losses) losses->push_back(std::move(l));
+  }
   return result;
 }
 
@@ -413,23 +452,40 @@ absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::Create(const ModelConfig& 
   auto dtype = ComputeType(options.precision);
   if (!dtype.ok()) return dtype.status();
   impl->dtype = *dtype;
+  if (options.trainable && options.precision != Precision::kFloat32) {
+    return absl::InvalidArgumentError("a trainable model computes in float32");
+  }
   try {
     impl->device = torch::Device(options.device);
     if (impl->device.is_cuda() && !torch::cuda::is_available()) {
       return absl::FailedPreconditionError(
           absl::StrCat("device '", options.device, "' requested but CUDA is not available"));
     }
-    c10::InferenceMode guard;
-    if (auto s = impl->Load(weights); !s.ok()) return s;
+    if (options.trainable) {
+      // Own float32 copies on the device; statistics and counters are buffers.
+      StateDict own;
+      for (const auto& [name, t] : weights) {
+        Tensor copy = t.detach().to(impl->device, t.is_floating_point() ? torch::kFloat32
+                                                                         : t.scalar_type(),
+                                    /*non_blocking=*/false, /*copy=*/true)
+                          .contiguous();
+        const bool buffer = name.find("running_") != std::string::npos || !t.is_floating_point();
+        if (!buffer) copy.requires_grad_(true);
+        own.push_back({name, copy});
+      }
+      if (auto s = impl->Load(own); !s.ok()) return s;
+    } else {
+      c10::InferenceMode guard;
+      if (auto s = impl->Load(weights); !s.ok()) return s;
+    }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("cannot build model '", config.model, "': ", ExceptionMessage(e)));
   }
   return std::unique_ptr<ClcaModel>(new ClcaModel(std::move(impl)));
 }
 
-absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, double keep_rate) const {
-  if (auto s = ValidateKeepRate(keep_rate); !s.ok()) return s;
-  const ModelConfig& c = impl_->config;
+absl::Status ClcaModel::Impl::CheckImages(const Tensor& images) const {
+  const ModelConfig& c = config;
   if (!images.defined() || images.dim() != 4 || images.size(1) != 3 ||
       images.size(2) != c.input_size || images.size(3) != c.input_size || images.size(0) < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -439,6 +495,12 @@ absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, do
   if (!images.is_floating_point()) {
     return absl::InvalidArgumentError("input must be a floating-point tensor");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, double keep_rate) const {
+  if (auto s = ValidateKeepRate(keep_rate); !s.ok()) return s;
+  if (auto s = impl_->CheckImages(images); !s.ok()) return s;
   try {
     c10::InferenceMode guard;
     return impl_->Run(images.to(impl_->device, impl_->dtype), keep_rate);
@@ -447,10 +509,43 @@ absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, do
   }
 }
 
+absl::StatusOr<TrainingOutput> ClcaModel::ForwardTrain(const torch::Tensor& images,
+                                                       double keep_rate) {
+  if (!impl_->options.trainable) {
+    return absl::FailedPreconditionError("the model was not created trainable");
+  }
+  if (auto s = ValidateKeepRate(keep_rate); !s.ok()) return s;
+  if (auto s = impl_->CheckImages(images); !s.ok()) return s;
+  try {
+    std::vector<torch::Tensor> losses;
+    TrainingOutput out;
+    out.logits = impl_->Run(images.to(impl_->device, torch::kFloat32), keep_rate,
+                            /*training=*/true, &losses)
+                     .logits;
+    out.auxiliary_loss = torch::zeros({}, out.logits.options());
+    for (const torch::Tensor& l : losses) out.auxiliary_loss = out.auxiliary_loss + l;
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : impl_->loaded) {
+      if (absl::EndsWith(name, "num_batches_tracked")) t.add_(1);
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("training forward pass failed: ", ExceptionMessage(e)));
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ClcaModel::trainable_parameters() const {
+  return impl_->parameters;
+}
+
 const ModelConfig& ClcaModel::config() const { return impl_->config; }
 const ModelOptions& ClcaModel::options() const { return impl_->options; }
 torch::Device ClcaModel::device() const { return impl_->device; }
-StateDict ClcaModel::state_dict() const { return impl_->loaded; }
+StateDict ClcaModel::state_dict() const {
+  StateDict out = impl_->loaded;
+  for (auto& entry : out) entry.second = entry.second.detach();
+  return out;
+}
 
 int64_t ClcaModel::parameter_count() const {
   int64_t count = 0;

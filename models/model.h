@@ -32,6 +32,19 @@ struct ModelOptions {
   // Resample the position-embedding grid (bicubic) when the checkpoint was
   // trained at another input size than the configuration asks for.
   bool resize_pos_embed = true;
+  // Keep the floating-point weights as float32 tensors that record gradients,
+  // so that ForwardTrain and an optimiser can update them in place. Needs
+  // precision kFloat32.
+  bool trainable = false;
+};
+
+// What a training forward pass gives.
+struct TrainingOutput {
+  // [batch, num_classes], float32, with gradient.
+  torch::Tensor logits;
+  // Scalar: the reduction method's own loss (DynamicViT's keep-ratio loss,
+  // already weighted), zero for the other methods.
+  torch::Tensor auxiliary_loss;
 };
 
 class ClcaModel {
@@ -57,11 +70,22 @@ class ClcaModel {
   // once: no per-call state lives on the model.
   absl::StatusOr<ForwardResult> Forward(const torch::Tensor& images, double keep_rate) const;
 
+  // Training-mode forward (needs ModelOptions::trainable): BatchNorm in the
+  // CLA head uses batch statistics and updates its running ones; DynamicViT
+  // samples Gumbel-softmax keep decisions and masks attention with them
+  // instead of dropping tokens. Not safe to run alongside other calls.
+  absl::StatusOr<TrainingOutput> ForwardTrain(const torch::Tensor& images, double keep_rate);
+
+  // The parameters an optimiser updates, in reference names (empty unless
+  // trainable). Updating them in place changes the model.
+  std::vector<std::pair<std::string, torch::Tensor>> trainable_parameters() const;
+
   const ModelConfig& config() const;
   const ModelOptions& options() const;
   torch::Device device() const;
   int64_t parameter_count() const;
-  // The weights as loaded (float32, in reference names), e.g. for saving.
+  // The weights as loaded (float32, in reference names), e.g. for saving; for
+  // a trainable model, their current values.
   StateDict state_dict() const;
 
  private:
@@ -69,6 +93,15 @@ class ClcaModel {
   explicit ClcaModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Freshly initialised weights for `config` (timm's scheme: truncated normal
+// 0.02 for matrices and embeddings, zero biases, unit norms; carriers start
+// as copies of CLS). With `reference_complete`, also the entries the
+// reference model holds but never uses (`norm.*` and `head.*` beside a CLA
+// head, BatchNorm's num_batches_tracked), so that a saved checkpoint loads
+// strictly into the reference code.
+absl::StatusOr<StateDict> RandomWeights(const ModelConfig& config, uint64_t seed,
+                                        bool reference_complete = false);
 
 // Loads a checkpoint and builds the model: configuration fields not in
 // `given_config` are taken from the checkpoint's `args`.

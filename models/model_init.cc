@@ -98,15 +98,26 @@ torch::Tensor InitialValue(const std::string& name, const std::vector<int64_t>& 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::CreateRandom(const ModelConfig& config,
-                                                                   uint64_t seed,
-                                                                   const ModelOptions& options) {
+absl::StatusOr<StateDict> RandomWeights(const ModelConfig& config, uint64_t seed,
+                                        bool reference_complete) {
   StateDict weights;
   try {
-    c10::InferenceMode guard;
+    c10::InferenceMode guard(!reference_complete);
     at::Generator gen = at::detail::createCPUGenerator(seed);
-    for (const auto& [name, shape] : ExpectedParameters(config)) {
+    Shapes shapes = ExpectedParameters(config);
+    if (reference_complete && config.ifa_head) {
+      const int64_t dim = config.embed_dim;
+      shapes.push_back({"norm.weight", {dim}});
+      shapes.push_back({"norm.bias", {dim}});
+      shapes.push_back({"head.weight", {config.num_classes, dim}});
+      shapes.push_back({"head.bias", {config.num_classes}});
+    }
+    for (const auto& [name, shape] : shapes) {
       weights.push_back({name, InitialValue(name, shape, gen)});
+      if (reference_complete && absl::EndsWith(name, ".running_var")) {
+        const std::string prefix = name.substr(0, name.size() - std::string("running_var").size());
+        weights.push_back({prefix + "num_batches_tracked", torch::zeros({}, torch::kLong)});
+      }
     }
     // Carriers start as copies of CLS, as in the reference.
     torch::Tensor cls;
@@ -117,7 +128,15 @@ absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::CreateRandom(const ModelCo
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("random initialisation failed: ", e.what()));
   }
-  return Create(config, weights, options);
+  return weights;
+}
+
+absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::CreateRandom(const ModelConfig& config,
+                                                                   uint64_t seed,
+                                                                   const ModelOptions& options) {
+  auto weights = RandomWeights(config, seed, options.trainable);
+  if (!weights.ok()) return weights.status();
+  return Create(config, *weights, options);
 }
 
 absl::StatusOr<LoadedModel> LoadModel(const std::string& checkpoint_path,

@@ -282,6 +282,12 @@ absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& o
       ResizeCropBicubicPil(image.pixels.data(), image.width, image.height, resized, resized,
                            offset, offset, crop, crop);
 
+  NormalizeCropInto(rgb.data(), crop, 0, 0, crop, /*flip=*/false, out);
+  return absl::OkStatus();
+}
+
+void NormalizeCropInto(const uint8_t* rgb, int width, int left, int top, int crop, bool flip,
+                       float* out) {
   // ToTensor (v / 255) and Normalize ((x - mean) / std) in float32.
   float lut[3][256];
   for (int c = 0; c < 3; ++c) {
@@ -290,12 +296,16 @@ absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& o
     for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) / 255.0f - mean) / std;
   }
   const size_t plane = static_cast<size_t>(crop) * crop;
-  for (size_t i = 0; i < plane; ++i) {
-    out[i] = lut[0][rgb[3 * i + 0]];
-    out[plane + i] = lut[1][rgb[3 * i + 1]];
-    out[2 * plane + i] = lut[2][rgb[3 * i + 2]];
+  for (int y = 0; y < crop; ++y) {
+    const uint8_t* row = rgb + (static_cast<size_t>(top + y) * width + left) * 3;
+    for (int x = 0; x < crop; ++x) {
+      const uint8_t* px = row + 3 * (flip ? crop - 1 - x : x);
+      const size_t i = static_cast<size_t>(y) * crop + x;
+      out[i] = lut[0][px[0]];
+      out[plane + i] = lut[1][px[1]];
+      out[2 * plane + i] = lut[2][px[2]];
+    }
   }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<torch::Tensor> PreprocessRgb(const RgbImage& image,

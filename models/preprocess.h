@@ -78,4 +78,11 @@ std::vector<uint8_t> ResizeBicubicPil(const uint8_t* rgb, int width, int height,
 std::vector<uint8_t> ResizeCropBicubicPil(const uint8_t* rgb, int width, int height, int out_w,
                                           int out_h, int left, int top, int crop_w, int crop_h);
 
+// ToTensor + ImageNet normalisation of the crop x crop window at (left, top)
+// of an interleaved RGB image `width` pixels wide, into `out` (CHW, 3 * crop *
+// crop floats), mirrored left-right when `flip` (training augmentation). The
+// window must lie inside the image.
+void NormalizeCropInto(const uint8_t* rgb, int width, int left, int top, int crop, bool flip,
+                       float* out);
+
 }  // namespace clca

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -27,6 +28,13 @@ struct Tokens {
   // rest; kept only for reducers whose tracks_recovered() is true (they keep
   // it in step with the tokens they select), undefined otherwise.
   torch::Tensor recovered;
+  // Training only (DynamicViT): [B, N, 1] 0/1 keep decisions. Attention then
+  // ignores dropped tokens instead of the tokens being removed; undefined
+  // otherwise.
+  torch::Tensor policy;
+  // Training only: auxiliary losses (scalars) the reducer adds to the
+  // classification loss.
+  std::vector<torch::Tensor> losses;
 };
 
 // What the attention of a block exposes to methods that reduce after it.
@@ -42,6 +50,7 @@ struct ReductionStep {
   int index = 0;            // p: 0 for the first location
   double keep_rate = 1.0;   // validated by the caller
   int64_t num_patches = 0;  // n, patches of the input image
+  bool training = false;    // a training forward (see ClcaModel::ForwardTrain)
 };
 
 class TokenReducer {

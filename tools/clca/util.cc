@@ -44,7 +44,7 @@ void AddConfigFlags(CLI::App* cmd, ConfigFlags* f) {
   cmd->add_option("--clc", f->clc, "true/false");
 }
 
-absl::StatusOr<ModelConfig> ResolveConfigFlags(const ConfigFlags& f) {
+absl::StatusOr<nlohmann::json> ConfigFlagsJson(const ConfigFlags& f) {
   auto given = ReadJsonFile(f.config);
   if (!given.ok()) return given.status();
   nlohmann::json& g = *given;
@@ -58,8 +58,14 @@ absl::StatusOr<ModelConfig> ResolveConfigFlags(const ConfigFlags& f) {
   if (!f.reduction_loc.empty()) g["reduction_loc"] = f.reduction_loc;
   if (!f.ifa_head.empty()) g["ifa_head"] = f.ifa_head == "true" || f.ifa_head == "1";
   if (!f.clc.empty()) g["clc"] = f.clc == "true" || f.clc == "1";
-  if (!g.contains("num_classes")) g["num_classes"] = 1000;
-  return ResolveConfig(g);
+  return g;
+}
+
+absl::StatusOr<ModelConfig> ResolveConfigFlags(const ConfigFlags& f) {
+  auto given = ConfigFlagsJson(f);
+  if (!given.ok()) return given.status();
+  if (!given->contains("num_classes")) (*given)["num_classes"] = 1000;
+  return ResolveConfig(*given);
 }
 
 int Fail(const absl::Status& status) {

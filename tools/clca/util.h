@@ -26,6 +26,8 @@ struct ConfigFlags {
   std::string ifa_head, clc;  // "true"/"false", or empty
 };
 void AddConfigFlags(CLI::App* cmd, ConfigFlags* flags);
+// The configuration fields given (the --config file with the flags applied).
+absl::StatusOr<nlohmann::json> ConfigFlagsJson(const ConfigFlags& flags);
 // Resolves the configuration; num_classes defaults to 1000 (the classifier
 // is negligible in cost and timing).
 absl::StatusOr<ModelConfig> ResolveConfigFlags(const ConfigFlags& flags);

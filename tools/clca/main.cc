@@ -1,5 +1,5 @@
-// clca: offline model work (run, flops, preprocess, inspect, init) and
-// synthetic datasets (synth).
+// clca: offline model work (run, flops, preprocess, inspect, init, bench),
+// synthetic datasets (synth) and evaluation on datasets (eval).
 #include <iostream>
 
 #include "tools/clca/commands.h"
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   clca::tool::AddInitCommand(app, &exit_code);
   clca::tool::AddSynthCommand(app, &exit_code);
   clca::tool::AddBenchCommand(app, &exit_code);
+  clca::tool::AddEvalCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   clca::tool::AddInitCommand(app, &exit_code);
   clca::tool::AddSynthCommand(app, &exit_code);
   clca::tool::AddBenchCommand(app, &exit_code);
+  clca::tool::AddTrainCommand(app, &exit_code);
   clca::tool::AddEvalCommand(app, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;

@@ -131,6 +131,9 @@ std::string Duration(double seconds) {
 
 #ifdef CLCA_HAVE_PREPROCESS
 int Train(TrainArgs a) {
+  for (double kr : a.recipe.keep_rates) {
+    if (auto s = ValidateKeepRate(kr); !s.ok()) return Fail(s);
+  }
   OutputFiles files{a.out};
   std::error_code error;
   fs::create_directories(files.resume_dir(), error);

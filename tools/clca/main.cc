@@ -1,5 +1,5 @@
 // clca: offline model work (run, flops, preprocess, inspect, init, bench),
-// synthetic datasets (synth) and evaluation on datasets (eval).
+// synthetic datasets (synth), training (train) and evaluation (eval).
 #include <iostream>
 
 #include "tools/clca/commands.h"

@@ -215,6 +215,29 @@ TEST_F(EvalCliTest, TextAndMarkdownTables) {
   EXPECT_NE(plain.out.find("small/2"), std::string::npos) << plain.out;
 }
 
+// bf16 evaluation reports agreement with float32 and the logit difference.
+TEST_F(EvalCliTest, LowerPrecisionIsComparedWithFloat32) {
+  Output o = Clca("eval --data " + Data() + " --model " + Model("tiny/1") +
+                  " --keep-rates 0.5,1.0 --threads 1 --quiet --json --precision bf16");
+  ASSERT_EQ(o.code, 0) << o.err;
+  const nlohmann::json results = nlohmann::json::parse(o.out)["results"];
+  ASSERT_EQ(results.size(), 2u);
+  for (const nlohmann::json& r : results) {
+    EXPECT_EQ(r["precision"], "bf16");
+    EXPECT_GE(r["agreement_with_fp32"].get<double>(), 0);
+    EXPECT_LE(r["agreement_with_fp32"].get<double>(), 100);
+    EXPECT_GT(r["max_abs_logit_diff"].get<double>(), 0);  // bf16 rounds
+    EXPECT_LE(r["mean_abs_logit_diff"].get<double>(), r["max_abs_logit_diff"].get<double>());
+  }
+  Output fp32 = Clca("eval --data " + Data() + " --model " + Model("tiny/1") +
+                     " --keep-rates 1.0 --threads 1 --quiet --json");
+  ASSERT_EQ(fp32.code, 0);
+  EXPECT_FALSE(nlohmann::json::parse(fp32.out)["results"][0].contains("agreement_with_fp32"));
+  Output bad = Clca("eval --data " + Data() + " --model " + Model("tiny/1") + " --precision int8");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("unknown precision"), std::string::npos) << bad.err;
+}
+
 TEST_F(EvalCliTest, BadInputsFailWithAMessage) {
   const std::string data = " --data " + Data();
   const std::string tiny = " --model " + Model("tiny/1");

@@ -56,6 +56,9 @@ struct EvalArgs {
   int64_t limit = 0;
   std::string format = "text";
   bool json = false;  // --format json
+  // Compute precision: fp32, bf16 or fp16; other than fp32, a float32 copy
+  // of each model runs beside it to measure agreement.
+  std::string precision = "fp32";
   // Table file (default: stdout) and plot file (default: none).
   std::string out, plot;
   bool quiet = false;
@@ -110,6 +113,12 @@ absl::Status CheckOutputPath(const std::string& flag, const std::string& path) {
 struct EvalModel {
   std::string name;
   std::unique_ptr<ClcaModel> model;
+  // The float32 model, when `model` computes in another precision.
+  std::unique_ptr<ClcaModel> reference;
+  // Per keep rate: images whose top-1 equals the reference's, and the largest
+  // and summed absolute logit differences.
+  std::vector<int64_t> agree;
+  std::vector<double> max_diff, sum_diff;
   // Multiply-accumulates per image at each keep rate, in billions.
   std::vector<double> gmacs;
   // Images whose class is first / among the first five, per keep rate.
@@ -121,10 +130,13 @@ struct EvalModel {
 // num_classes classes.
 absl::StatusOr<EvalModel> LoadEvalModel(const std::string& dir, const std::string& name,
                                         const data::Dataset& dataset,
-                                        const std::vector<double>& keep_rates) {
+                                        const std::vector<double>& keep_rates,
+                                        Precision precision) {
   absl::StatusOr<VersionDir> version = ReadVersionDir(dir);
   if (!version.ok()) return version.status();
-  absl::StatusOr<LoadedModel> loaded = LoadModel(version->checkpoint, version->config);
+  ModelOptions options;
+  options.precision = precision;
+  absl::StatusOr<LoadedModel> loaded = LoadModel(version->checkpoint, version->config, options);
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),
                         absl::StrCat(version->checkpoint, ": ", loaded.status().message()));
@@ -132,6 +144,14 @@ absl::StatusOr<EvalModel> LoadEvalModel(const std::string& dir, const std::strin
   EvalModel m;
   m.name = name;
   m.model = std::move(loaded->model);
+  if (precision != Precision::kFloat32) {
+    absl::StatusOr<LoadedModel> reference = LoadModel(version->checkpoint, version->config);
+    if (!reference.ok()) return reference.status();
+    m.reference = std::move(reference->model);
+    m.agree.assign(keep_rates.size(), 0);
+    m.max_diff.assign(keep_rates.size(), 0);
+    m.sum_diff.assign(keep_rates.size(), 0);
+  }
   const ModelConfig& config = m.model->config();
   if (version->labels && static_cast<int>(version->labels->size()) != config.num_classes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -235,6 +255,15 @@ int Eval(const EvalArgs& a) {
     return Fail(absl::InvalidArgumentError("--threads and --loader-threads must be >= 0"));
   }
   if (a.limit < 0) return Fail(absl::InvalidArgumentError("--limit must be >= 0"));
+  Precision precision = Precision::kFloat32;
+  if (a.precision == "bf16") {
+    precision = Precision::kBFloat16;
+  } else if (a.precision == "fp16") {
+    precision = Precision::kFloat16;
+  } else if (a.precision != "fp32") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("unknown precision '", a.precision, "' (fp32, bf16 or fp16)")));
+  }
   for (const auto& [flag, path] : {std::pair{"--out", a.out}, std::pair{"--plot", a.plot}}) {
     if (absl::Status s = CheckOutputPath(flag, path); !s.ok()) return Fail(s);
   }
@@ -270,7 +299,7 @@ int Eval(const EvalArgs& a) {
   }
   std::vector<EvalModel> models;
   for (size_t i = 0; i < a.models.size(); ++i) {
-    absl::StatusOr<EvalModel> m = LoadEvalModel(a.models[i], names[i], *dataset, *keep_rates);
+    absl::StatusOr<EvalModel> m = LoadEvalModel(a.models[i], names[i], *dataset, *keep_rates, precision);
     if (!m.ok()) return Fail(m.status());
     if (!a.quiet) {
       const ModelConfig& c = m->model->config();
@@ -313,6 +342,14 @@ int Eval(const EvalArgs& a) {
         const torch::Tensor hit = top.eq(labels);
         m.top1[r] += hit.select(1, 0).sum().item<int64_t>();
         m.top5[r] += hit.any(1).sum().item<int64_t>();
+        if (m.reference) {
+          absl::StatusOr<ForwardResult> ref = m.reference->Forward(images, (*keep_rates)[r]);
+          if (!ref.ok()) return Fail(ref.status());
+          const torch::Tensor diff = (result->logits.cpu() - ref->logits.cpu()).abs();
+          m.agree[r] += result->logits.cpu().argmax(1).eq(ref->logits.cpu().argmax(1)).sum().item<int64_t>();
+          m.max_diff[r] = std::max(m.max_diff[r], diff.max().item<double>());
+          m.sum_diff[r] += diff.mean(1).sum().item<double>();
+        }
       }
     }
     const auto now = Clock::now();
@@ -328,8 +365,15 @@ int Eval(const EvalArgs& a) {
   std::vector<EvalResult> rows;
   for (const EvalModel& m : models) {
     for (size_t r = 0; r < keep_rates->size(); ++r) {
-      rows.push_back({m.name, (*keep_rates)[r], 100.0 * m.top1[r] / total,
-                      100.0 * m.top5[r] / total, m.gmacs[r], static_cast<int64_t>(total)});
+      EvalResult row{m.name, (*keep_rates)[r], 100.0 * m.top1[r] / total,
+                     100.0 * m.top5[r] / total, m.gmacs[r], static_cast<int64_t>(total)};
+      if (m.reference) {
+        row.precision = a.precision;
+        row.agreement = 100.0 * m.agree[r] / total;
+        row.max_logit_diff = m.max_diff[r];
+        row.mean_logit_diff = m.sum_diff[r] / total;
+      }
+      rows.push_back(row);
     }
   }
   const std::string caption =
@@ -377,6 +421,10 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
                   "text, markdown or json; top1/top5 are percentages (0-100), gmacs per image")
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "same as --format json");
+  cmd->add_option("--precision", a->precision,
+                  "compute precision: fp32, bf16 or fp16; other than fp32 also reports top-1 "
+                  "agreement with float32 and the logit difference")
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "write the table to this file (default: stdout)");
   cmd->add_option("--plot", a->plot, "draw top-1 against GMACs into this PNG file");
   cmd->add_flag("--quiet", a->quiet, "no progress on stderr");

@@ -20,6 +20,12 @@ struct EvalResult {
   // Multiply-accumulates per image, in billions (clca::EstimateCost).
   double gmacs = 0;
   int64_t images = 0;
+  // With --precision other than fp32: the precision, the percent of images
+  // whose top-1 class equals the float32 model's, and the largest and mean
+  // absolute logit difference from it; agreement < 0 otherwise.
+  std::string precision = "fp32";
+  double agreement = -1;
+  double max_logit_diff = 0, mean_logit_diff = 0;
 };
 
 enum class TableFormat { kText, kMarkdown, kJson };
@@ -32,7 +38,8 @@ std::string FormatKeepRate(double keep_rate);
 
 // The rows in `format`, in their order. `caption` heads the text format only.
 // JSON: {"results": [{"model", "keep_rate", "top1", "top5", "gmacs",
-// "images"}, ...]}.
+// "images"}, ...]}, plus "precision", "agreement_with_fp32",
+// "max_abs_logit_diff" and "mean_abs_logit_diff" for rows that have them.
 std::string FormatResults(const std::vector<EvalResult>& rows, TableFormat format,
                           const std::string& caption);
 

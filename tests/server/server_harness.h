@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +41,25 @@ inline std::string TestData(const std::string& relative) {
 
 inline std::string ServerBinary() { return std::string(CLCA_BINARY_DIR) + "/server/clca-server"; }
 inline std::string ClientBinary() { return std::string(CLCA_BINARY_DIR) + "/client/clca-client"; }
+
+// One clca-client run: exit code and stdout + stderr.
+struct ClientRun {
+  int exit_code = -1;
+  std::string output;
+};
+
+inline ClientRun RunClient(const std::string& args) {
+  ClientRun run;
+  const std::string command = ClientBinary() + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
 
 inline std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

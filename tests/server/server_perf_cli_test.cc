@@ -19,24 +19,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct ClientRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-ClientRun RunClient(const std::string& args) {
-  ClientRun run;
-  const std::string command = ClientBinary() + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.output.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
-
 std::string Image() { return " --image " + TestData("preprocess/leaf_small_120x90.jpg"); }
 
 // Short windows keep each point under a second.

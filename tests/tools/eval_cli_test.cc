@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "models/model.h"
+#include "tests/tools/clca_cli.h"
 #include "models/preprocess.h"
 #include "tools/data/dataset.h"
 
@@ -27,23 +28,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kClca = std::string(CLCA_BINARY_DIR) + "/tools/clca";
-const std::vector<double> kKeepRates = {0.1, 0.25, 0.5, 0.7, 1.0};
+using testing::ClcaCli;
+using testing::kClca;
+using testing::Output;
+using testing::ReadFile;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+const std::vector<double> kKeepRates = {0.1, 0.25, 0.5, 0.7, 1.0};
 
 void WriteFile(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << text;
 }
-
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
 
 class EvalCliTest : public ::testing::Test {
  protected:
@@ -52,10 +47,7 @@ class EvalCliTest : public ::testing::Test {
   // and four/1 (4 classes, for the mismatch).
   static void SetUpTestSuite() {
     if (!fs::exists(kClca)) return;
-    root_ = new fs::path(fs::path(::testing::TempDir()) /
-                         ("clca_eval_cli_" + std::to_string(getpid())));
-    fs::remove_all(*root_);
-    fs::create_directories(*root_);
+    cli_ = new ClcaCli("clca_eval_cli");
     ASSERT_EQ(Clca("synth --out " + Data() + " --classes 3 --train-per-class 0 "
                    "--test-per-class 2 --size 64 --seed 5 --threads 1").code, 0);
     const std::string classes = ReadFile(Data() + "/classes.txt");
@@ -66,34 +58,19 @@ class EvalCliTest : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    if (!root_) return;
-    std::error_code error;
-    fs::remove_all(*root_, error);
-    delete root_;
-    root_ = nullptr;
+    delete cli_;
+    cli_ = nullptr;
   }
 
   void SetUp() override {
     if (!fs::exists(kClca)) GTEST_SKIP() << "build the clca target first";
   }
 
-  static std::string Path(const std::string& name) { return (*root_ / name).string(); }
+  static std::string Path(const std::string& name) { return cli_->Path(name); }
   static std::string Data() { return Path("ds"); }
   static std::string Model(const std::string& name) { return Path("repo/" + name); }
 
-  // Runs `clca ARGS`, capturing stdout and stderr apart (safe to call from
-  // several threads at once).
-  static Output Clca(const std::string& args) {
-    static std::atomic<int> calls{0};
-    const std::string n = std::to_string(calls++);
-    const std::string out = Path("stdout" + n + ".txt"), err = Path("stderr" + n + ".txt");
-    const int status = std::system((kClca + " " + args + " > " + out + " 2> " + err).c_str());
-    Output o;
-    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.out = ReadFile(out);
-    o.err = ReadFile(err);
-    return o;
-  }
+  static Output Clca(const std::string& args) { return cli_->Run(args); }
 
   // A version directory with model.json, labels.txt and a random checkpoint
   // of a small EViT ViT (embed 48, depth 4, reduction after blocks 1 and 2).
@@ -109,10 +86,10 @@ class EvalCliTest : public ::testing::Test {
                    std::to_string(seed) + " --output " + (dir / "model.pth").string()).code, 0);
   }
 
-  static fs::path* root_;
+  static ClcaCli* cli_;
 };
 
-fs::path* EvalCliTest::root_ = nullptr;
+ClcaCli* EvalCliTest::cli_ = nullptr;
 
 // Top-1 and top-5 hits of a version directory at a keep rate, one image at a
 // time, preprocessing each file on its own.

@@ -15,31 +15,23 @@
 #include <torch/torch.h>
 
 #include "models/checkpoint.h"
+#include "tests/tools/clca_cli.h"
 
 namespace clca {
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kClca = std::string(CLCA_BINARY_DIR) + "/tools/clca";
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
+using testing::ClcaCli;
+using testing::kClca;
+using testing::Output;
+using testing::ReadFile;
 
 class TrainCliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!fs::exists(kClca)) return;
-    root_ = new fs::path(fs::path(::testing::TempDir()) / ("clca_train_cli_" + std::to_string(getpid())));
-    fs::remove_all(*root_);
-    fs::create_directories(*root_);
+    cli_ = new ClcaCli("clca_train_cli");
     ASSERT_EQ(Clca("synth --out " + Path("ds") + " --classes 3 --train-per-class 4 "
                    "--test-per-class 1 --size 80 --seed 3 --threads 1").code, 0);
     std::ofstream(Path("config.json"))
@@ -49,30 +41,17 @@ class TrainCliTest : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
-    if (!root_) return;
-    std::error_code error;
-    fs::remove_all(*root_, error);
-    delete root_;
-    root_ = nullptr;
+    delete cli_;
+    cli_ = nullptr;
   }
 
   void SetUp() override {
     if (!fs::exists(kClca)) GTEST_SKIP() << "build the clca target first";
   }
 
-  static std::string Path(const std::string& name) { return (*root_ / name).string(); }
+  static std::string Path(const std::string& name) { return cli_->Path(name); }
 
-  static Output Clca(const std::string& args) {
-    static int calls = 0;
-    const std::string n = std::to_string(calls++);
-    const std::string out = Path("stdout" + n), err = Path("stderr" + n);
-    const int status = std::system((kClca + " " + args + " > " + out + " 2> " + err).c_str());
-    Output o;
-    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    o.out = ReadFile(out);
-    o.err = ReadFile(err);
-    return o;
-  }
+  static Output Clca(const std::string& args) { return cli_->Run(args); }
 
   // Trains into `out` for `steps` more steps (deterministic: one thread).
   static Output Train(const std::string& out, int steps, const std::string& extra = "") {
@@ -82,10 +61,10 @@ class TrainCliTest : public ::testing::Test {
                 std::to_string(steps) + " " + extra);
   }
 
-  static fs::path* root_;
+  static ClcaCli* cli_;
 };
 
-fs::path* TrainCliTest::root_ = nullptr;
+ClcaCli* TrainCliTest::cli_ = nullptr;
 
 TEST_F(TrainCliTest, WritesAVersionDirectoryThatClcaRunServes) {
   Output o = Train("run1", 3);

@@ -22,11 +22,15 @@ struct SynthArgs {
   uint64_t cultivar_seed = 2025;
   int size = 320;
   int threads = 0;
+#ifdef CLCA_HAVE_SYNTH
+  // Generator settings exposed as flags; their defaults are the generator's.
+  synth::SynthDatasetOptions options;
+#endif
 };
 
 int Synth(const SynthArgs& a) {
 #ifdef CLCA_HAVE_SYNTH
-  synth::SynthDatasetOptions options;
+  synth::SynthDatasetOptions options = a.options;
   options.out_dir = a.out;
   options.num_classes = a.classes;
   options.train_per_class = a.train_per_class;
@@ -63,6 +67,22 @@ void AddSynthCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--size", a->size, "image side in pixels")->capture_default_str();
   cmd->add_option("--threads", a->threads, "worker threads (0: all cores)")->capture_default_str();
+#ifdef CLCA_HAVE_SYNTH
+  synth::SynthDatasetOptions& o = a->options;
+  cmd->add_option("--family-size", o.cultivars.family_size,
+                  "sibling cultivars per family (1: every cultivar has its own trait centre, an "
+                  "easier task)")
+      ->capture_default_str();
+  cmd->add_option("--detail-length", o.render.detail_length,
+                  "pixels per detail unit, the scale of veins, teeth, texture and spots at --size "
+                  "320, in (0, 2]")
+      ->capture_default_str();
+  cmd->add_option("--max-clutter", o.render.max_clutter, "most background clutter shapes")
+      ->capture_default_str();
+  cmd->add_option("--occlusion-probability", o.render.occlusion_probability,
+                  "chance that an image has an occluding shape")
+      ->capture_default_str();
+#endif
   cmd->callback([a, exit_code] { *exit_code = Synth(*a); });
 }
 

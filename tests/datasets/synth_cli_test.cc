@@ -1,10 +1,12 @@
 // `clca synth` end to end: the files it writes read back as a dataset.
 #include <cstdlib>
+#include <fstream>
 #include <filesystem>
 #include <string>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/datasets/test_dirs.h"
 #include "tools/data/dataset.h"
@@ -38,11 +40,32 @@ TEST(SynthCliTest, WritesAReadableDataset) {
   }
 }
 
+// The generator settings given as flags are used and recorded in dataset.json.
+TEST(SynthCliTest, GeneratorFlagsAreRecorded) {
+  if (!std::filesystem::exists(kClca)) GTEST_SKIP() << "build the clca target first";
+  testing::ScratchDir plain("plain"), coarse("coarse");
+  const std::string args = " --classes 2 --train-per-class 1 --test-per-class 0 --size 48 --threads 1";
+  ASSERT_EQ(Clca("synth --out " + plain.str() + args), 0);
+  ASSERT_EQ(Clca("synth --out " + coarse.str() + args +
+                 " --family-size 1 --detail-length 2 --max-clutter 0 --occlusion-probability 0"),
+            0);
+  std::ifstream in(coarse.path() / "dataset.json");
+  const nlohmann::json meta = nlohmann::json::parse(in);
+  EXPECT_EQ(meta["family_size"], 1);
+  EXPECT_EQ(meta["render"]["detail_length"], 2.0);
+  EXPECT_EQ(meta["render"]["max_clutter"], 0);
+  EXPECT_EQ(meta["render"]["occlusion_probability"], 0.0);
+  EXPECT_FALSE(testing::SameBytes(plain.path() / "images/0_0_train.png",
+                                  coarse.path() / "images/0_0_train.png"));
+}
+
 TEST(SynthCliTest, RejectsBadArguments) {
   if (!std::filesystem::exists(kClca)) GTEST_SKIP() << "build the clca target first";
   testing::ScratchDir dir;
   EXPECT_NE(Clca("synth --out " + dir.str() + " --classes 0"), 0);
   EXPECT_NE(Clca("synth --classes 2"), 0);  // no --out
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --detail-length 3"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --family-size 0"), 0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "models/train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -16,6 +17,34 @@ double LearningRateAt(const TrainOptions& o, double epoch) {
   const double t = (epoch - o.warmup_epochs) / span;
   if (t >= 1) return o.min_lr;
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * t));
+}
+
+torch::Tensor DctPatchEmbedding(int64_t channels, int64_t patch) {
+  struct Basis {
+    int64_t u, v, colour;
+  };
+  std::vector<Basis> order;
+  for (int64_t u = 0; u < patch; ++u) {
+    for (int64_t v = 0; v < patch; ++v) {
+      for (int64_t c = 0; c < 3; ++c) order.push_back({u, v, c});
+    }
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Basis& a, const Basis& b) { return a.u + a.v < b.u + b.v; });
+  torch::Tensor cos = torch::empty({patch, patch});  // cos[u][x]
+  for (int64_t u = 0; u < patch; ++u) {
+    for (int64_t x = 0; x < patch; ++x) {
+      cos[u][x] = std::cos(M_PI * (x + 0.5) * u / patch);
+    }
+  }
+  torch::Tensor weight = torch::zeros({channels, 3, patch, patch});
+  const double norm = 0.02 * std::sqrt(3.0 * patch * patch);
+  for (int64_t k = 0; k < channels; ++k) {
+    const Basis& b = order[static_cast<size_t>(k * static_cast<int64_t>(order.size()) / channels)];
+    torch::Tensor f = torch::outer(cos[b.u], cos[b.v]);
+    weight[k][b.colour] = f / f.norm() * norm * static_cast<double>(1 + b.u + b.v);
+  }
+  return weight;
 }
 
 bool ExemptFromWeightDecay(const std::string& name, const torch::Tensor& parameter) {

@@ -41,6 +41,14 @@ double LearningRateAt(const TrainOptions& options, double epoch);
 // (biases, norms, layer scale), pos_embed, cls_token and the carriers (clr).
 bool ExemptFromWeightDecay(const std::string& name, const torch::Tensor& parameter);
 
+// A patch embedding [channels, 3, patch, patch] for training from scratch:
+// 2-D DCT-II basis functions spread over every frequency band (channel k is
+// the one of rank k * 3 patch^2 / channels in order of u + v, colour last),
+// each with norm (1 + u + v) times that of a random row (truncated normal
+// 0.02), so that the weak high frequencies of photographs, where fine
+// structure lives, come out about as strong as the low ones.
+torch::Tensor DctPatchEmbedding(int64_t channels, int64_t patch);
+
 struct StepResult {
   double loss = 0;            // classification + auxiliary
   double auxiliary_loss = 0;  // the reduction method's own loss

@@ -75,6 +75,22 @@ TEST(TrainTest, WeightDecaySkipsOneDimensionalParametersAndEmbeddings) {
   EXPECT_FALSE(ExemptFromWeightDecay("blocks.0.attn.qkv.weight", torch::zeros({96, 32})));
 }
 
+TEST(TrainTest, DctPatchEmbeddingSpansTheFrequencies) {
+  const torch::Tensor w = DctPatchEmbedding(192, 16);
+  ASSERT_EQ(w.sizes(), (std::vector<int64_t>{192, 3, 16, 16}));
+  const torch::Tensor rows = w.reshape({192, -1}).to(torch::kDouble);
+  const torch::Tensor norms = rows.norm(2, 1);
+  // Orthogonal rows: distinct basis functions.
+  const torch::Tensor gram = torch::matmul(rows / norms.unsqueeze(1), (rows / norms.unsqueeze(1)).t());
+  EXPECT_TRUE(torch::allclose(gram, torch::eye(192, torch::kDouble), 1e-5, 1e-5));  // float32
+  // The first row is the constant (DC) one at the norm of a random row; the
+  // last is among the highest frequencies and (1 + u + v) times stronger.
+  const double base = 0.02 * std::sqrt(768.0);
+  EXPECT_NEAR(norms[0].item<double>(), base, 1e-6);
+  EXPECT_GT(norms[191].item<double>(), 20 * base);
+  EXPECT_TRUE(torch::allclose(w[0][0], torch::full({16, 16}, w[0][0][0][0].item<double>())));
+}
+
 TEST(TrainTest, LossFallsOnAFixedBatch) {
   const ModelConfig config = SmallConfig("evit", true);
   auto model = Trainable(config);

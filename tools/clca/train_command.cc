@@ -2,6 +2,7 @@
 // recipe and writes a model-repository version directory.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -40,6 +41,7 @@ struct TrainArgs {
   int loader_threads = 2;
   double max_minutes = 0;
   int64_t max_steps = 0;
+  std::string patch_init = "random";
   bool resume = false;
   bool half = false;
   bool json = false;
@@ -104,6 +106,11 @@ nlohmann::json CheckpointArgs(const ModelConfig& config, const TrainArgs& a) {
 absl::StatusOr<StateDict> InitialWeights(const ModelConfig& config, const TrainArgs& a,
                                          const Checkpoint* init) {
   auto weights = RandomWeights(config, a.seed, /*reference_complete=*/true);
+  if (weights.ok() && a.patch_init == "dct") {
+    for (auto& [name, t] : *weights) {
+      if (name == "patch_embed.proj.weight") t = DctPatchEmbedding(t.size(0), t.size(2));
+    }
+  }
   if (!weights.ok() || init == nullptr) return weights;
   int reused = 0, reset = 0;
   for (auto& [name, t] : *weights) {
@@ -348,6 +355,11 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-minutes", a->max_minutes,
                   "stop after this many minutes (resumable; 0: no limit)")->capture_default_str();
   cmd->add_option("--max-steps", a->max_steps, "stop after this many steps (0: no limit)")->capture_default_str();
+  cmd->add_option("--patch-init", a->patch_init,
+                  "patch embedding of a model trained from scratch: random, or dct (a 2-D "
+                  "cosine basis over all frequency bands)")
+      ->check(CLI::IsMember({"random", "dct"}))
+      ->capture_default_str();
   cmd->add_flag("--resume", a->resume, "continue the run saved in --out");
   cmd->add_flag("--half", a->half, "store the final weights as float16");
   cmd->add_flag("--json", a->json, "print a JSON summary");

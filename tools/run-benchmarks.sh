@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Reproduces the tables of docs/BENCHMARKS.md: in-process timings of ViT-B/16
+# EViT+CLCA (random weights) with `clca bench`, and clca-server measured with
+# `clca-client perf` against the same model in process. Run it on an idle
+# machine after ./tools/build.sh; results go to $OUT (default bench-results/).
+#   THREADS (default: all cores), OUT, BUILD (default build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+OUT=${OUT:-bench-results}
+THREADS=${THREADS:-$(nproc)}
+mkdir -p "$OUT"
+CLCA="$BUILD/tools/clca"
+
+cat >"$OUT/vitb-clca-448.json" <<'EOF'
+{"model": "evit_vit_base_patch16_448", "input_size": 448, "num_classes": 200,
+ "reduction_loc": [3, 6, 9], "ifa_head": true, "clc": true, "num_clr": 1}
+EOF
+sed 's/448/224/g' "$OUT/vitb-clca-448.json" >"$OUT/vitb-clca-224.json"
+
+echo "== ViT-B/16 EViT+CLCA @448, batch 8, fp32 and bf16, keep rates 1.0 and 0.1"
+"$CLCA" bench --config "$OUT/vitb-clca-448.json" --batch 8 --keep-rates 1.0,0.1 \
+  --dtype fp32,bf16 --threads "$THREADS" --repeats 3 --min-seconds 2 --json \
+  | tee "$OUT/bench-448-b8.json"
+
+echo "== ViT-B/16 EViT+CLCA @224, batch 1, fp32, keep rate 1.0"
+"$CLCA" bench --config "$OUT/vitb-clca-224.json" --batch 1 --keep-rates 1.0 \
+  --dtype fp32 --threads "$THREADS" --repeats 10 --min-seconds 2 --json \
+  | tee "$OUT/bench-224-b1.json"
+
+echo "== The demo model in process, batch 1 and 8, keep rates 1.0 and 0.1"
+DEMO=deploy/model-repository/clca-demo/1
+"$CLCA" bench --config "$DEMO/model.json" --batch 1,8 --keep-rates 1.0,0.1 --dtype fp32 \
+  --threads "$THREADS" --repeats 10 --min-seconds 2 --json | tee "$OUT/bench-demo.json"
+
+echo "== clca-server + clca-client perf on the demo model"
+for delay in 0 2000; do
+  repo="$OUT/repo-delay-$delay"
+  rm -rf "$repo" && mkdir -p "$repo/clca-demo/1"
+  cp "$DEMO"/model.pth "$DEMO"/model.json "$DEMO"/labels.txt "$repo/clca-demo/1/"
+  cat >"$repo/clca-demo/1/serving.json" <<EOF
+{"max_batch_size": 8, "max_queue_delay_us": $delay, "queue_capacity": 256, "workers": 1,
+ "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "float32"}
+EOF
+  log="$OUT/server-delay-$delay.log"
+  "$BUILD/server/clca-server" --model-repository "$repo" --host 127.0.0.1 --port 0 \
+    --metrics-port 0 --intra-op-threads "$THREADS" >"$log" 2>&1 &
+  server=$!
+  address=""
+  for _ in $(seq 1 600); do
+    address=$(sed -n 's/.*listening grpc=\([^ ]*\).*/\1/p' "$log" | head -n 1)
+    [ -n "$address" ] && break
+    sleep 0.1
+  done
+  for kr in 1.0 0.1; do
+    "$BUILD/client/clca-client" perf --server "$address" --model clca-demo \
+      --image deploy/samples/leaf_300x300.png --keep-rates "$kr" --concurrency 1,4,16 \
+      --window-ms 2000 --max-windows 5 --json --quiet | tee "$OUT/perf-delay-$delay-kr$kr.json"
+  done
+  kill -TERM "$server"
+  wait "$server" || true
+done

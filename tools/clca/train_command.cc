@@ -219,8 +219,14 @@ int Train(TrainArgs a) {
 
   auto save_resume = [&](int64_t step) -> absl::Status {
     if (auto s = SaveAtomically(files.resume_model(), (*model)->state_dict(), args); !s.ok()) return s;
-    if (auto s = (*trainer)->SaveOptimizer(files.resume_optimizer().string() + ".tmp"); !s.ok()) return s;
-    fs::rename(files.resume_optimizer().string() + ".tmp", files.resume_optimizer());
+    const std::string tmp = files.resume_optimizer().string() + ".tmp";
+    if (auto s = (*trainer)->SaveOptimizer(tmp); !s.ok()) return s;
+    std::error_code rename_error;
+    fs::rename(tmp, files.resume_optimizer(), rename_error);
+    if (rename_error) {
+      return absl::InternalError(absl::StrCat("cannot write ", files.resume_optimizer().string(),
+                                              ": ", rename_error.message()));
+    }
     nlohmann::json st = {{"step", step}, {"epochs", a.recipe.epochs}, {"steps_per_epoch", per_epoch}};
     return WriteText(files.resume_state(), st.dump() + "\n");
   };

@@ -72,6 +72,19 @@ absl::Status CheckSizes(const ModelConfig& c, const StateDict& weights) {
                    absl::StrJoin(hints, "; "), " (set embed_dim, depth and num_heads)"));
 }
 
+// Softmax over `scores` [B, H, N, N] in which tokens whose `policy` [B, N, 1]
+// is 0 are hidden from every query but themselves (DynamicViT training), in
+// float32 as the reference does for stability.
+Tensor PolicySoftmax(const Tensor& scores, const Tensor& policy) {
+  const double eps = 1e-6;
+  const int64_t batch = scores.size(0), length = scores.size(-1);
+  Tensor keep = policy.reshape({batch, 1, 1, length}).to(torch::kFloat32);
+  Tensor eye = torch::eye(length, keep.options()).reshape({1, 1, length, length});
+  keep = keep + (1 - keep) * eye;
+  Tensor e = (scores - std::get<0>(scores.max(-1, /*keepdim=*/true))).to(torch::kFloat32).exp() * keep;
+  return ((e + eps / length) / (e.sum(-1, /*keepdim=*/true) + eps)).to(scores.scalar_type());
+}
+
 }  // namespace
 
 std::string ExceptionMessage(const std::exception& e) {
@@ -253,18 +266,6 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   Tensor k = qkv[1];
   Tensor v = qkv[2];
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
-  if (tokens.policy.defined()) {
-    // DynamicViT training: dropped tokens are hidden from every query but
-    // themselves, in float32 as the reference does for stability.
-    const double eps = 1e-6;
-    Tensor keep = tokens.policy.reshape({batch, 1, 1, length}).to(torch::kFloat32);
-    Tensor eye = torch::eye(length, keep.options()).reshape({1, 1, length, length});
-    keep = keep + (1 - keep) * eye;
-    Tensor e = (scores - std::get<0>(scores.max(-1, /*keepdim=*/true))).to(torch::kFloat32).exp() * keep;
-    Tensor attn = ((e + eps / length) / (e.sum(-1, /*keepdim=*/true) + eps)).to(scores.scalar_type());
-    const int64_t rows = attn.size(2);
-    return b.proj(torch::matmul(attn, v).transpose(1, 2).reshape({batch, rows, dim}));
-  }
   if (tokens.size.defined() && reducer->proportional_attention()) {
     // Proportional attention: a merged token counts as many.
     scores = scores + tokens.size.log().reshape({batch, 1, 1, length});
@@ -274,7 +275,7 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
     scores = scores.masked_fill(tokens.mask.logical_not().reshape({batch, 1, 1, length}),
                                 -std::numeric_limits<float>::infinity());
   }
-  Tensor attn = scores.softmax(-1);
+  Tensor attn = tokens.policy.defined() ? PolicySoftmax(scores, tokens.policy) : scores.softmax(-1);
   if (summary) {
     if (reducer->needs_cls_attention()) {
       summary->cls_attention = attn.select(2, 0).narrow(-1, 1, length - 1).mean(1);

@@ -326,8 +326,8 @@ absl::StatusOr<torch::Tensor> PreprocessEncoded(const uint8_t* data, size_t size
   return PreprocessRgb(*image, options);
 }
 
-absl::StatusOr<torch::Tensor> PreprocessFile(const std::string& path,
-                                             const PreprocessOptions& options) {
+absl::StatusOr<RgbImage> DecodeImageFile(const std::string& path,
+                                         const PreprocessOptions& options) {
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error)) {
     return absl::NotFoundError(absl::StrCat("image file ", path, " does not exist"));
@@ -348,7 +348,15 @@ absl::StatusOr<torch::Tensor> PreprocessFile(const std::string& path,
                       static_cast<std::streamsize>(bytes.size()))) {
     return absl::NotFoundError(absl::StrCat("cannot read image file ", path));
   }
-  return PreprocessEncoded(bytes.data(), bytes.size(), options);
+  return DecodeImage(bytes.data(), bytes.size(), options);
+}
+
+absl::StatusOr<torch::Tensor> PreprocessFile(const std::string& path,
+                                             const PreprocessOptions& options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  absl::StatusOr<RgbImage> image = DecodeImageFile(path, options);
+  if (!image.ok()) return image.status();
+  return PreprocessRgb(*image, options);
 }
 
 }  // namespace clca

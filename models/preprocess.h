@@ -60,7 +60,13 @@ absl::StatusOr<torch::Tensor> PreprocessRgb(const RgbImage& image,
 absl::StatusOr<torch::Tensor> PreprocessEncoded(const uint8_t* data, size_t size,
                                                 const PreprocessOptions& options);
 
-// Same, reading the file at `path` first (NOT_FOUND if it cannot be read).
+// DecodeImage of the file at `path`: NOT_FOUND if it cannot be read,
+// INVALID_ARGUMENT if it is larger than options.max_encoded_bytes.
+absl::StatusOr<RgbImage> DecodeImageFile(const std::string& path,
+                                         const PreprocessOptions& options);
+
+// PreprocessEncoded, reading the file at `path` first (NOT_FOUND if it cannot
+// be read).
 absl::StatusOr<torch::Tensor> PreprocessFile(const std::string& path,
                                              const PreprocessOptions& options);
 

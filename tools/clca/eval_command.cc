@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -16,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -195,25 +195,16 @@ absl::Status LoadImages(const std::vector<data::Example>& examples, size_t first
   auto work = [&] {
     for (size_t i = next++; i < count; i = next++) {
       const std::string& path = examples[first + i].path;
-      std::ifstream in(path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      absl::Status status;
-      if (!in.good() && !in.eof()) {
-        status = absl::NotFoundError(absl::StrCat("cannot read ", path));
-      } else {
-        PreprocessOptions options;
-        absl::StatusOr<RgbImage> image =
-            DecodeImage(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), options);
-        status = image.status();
-        for (auto& [size, tensor] : inputs) {
-          if (!status.ok()) break;
-          options.input_size = size;
-          status = PreprocessRgbInto(*image, options,
-                                     tensor.data_ptr<float>() + i * 3 * size * size);
-        }
-        if (!status.ok()) {
-          status = absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-        }
+      PreprocessOptions options;
+      absl::StatusOr<RgbImage> image = DecodeImageFile(path, options);
+      absl::Status status = image.status();
+      for (auto& [size, tensor] : inputs) {
+        if (!status.ok()) break;
+        options.input_size = size;
+        status = PreprocessRgbInto(*image, options, tensor.data_ptr<float>() + i * 3 * size * size);
+      }
+      if (!status.ok() && !absl::StrContains(status.message(), path)) {
+        status = absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
       }
       if (!status.ok()) {
         std::lock_guard<std::mutex> lock(mutex);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -10,12 +9,6 @@
 
 namespace clca::tool {
 namespace {
-
-absl::StatusOr<std::vector<uint8_t>> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read image ", path));
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
 
 // A generator for (seed, epoch, item): the same draws whatever thread builds it.
 std::mt19937_64 Generator(uint64_t seed, int epoch, int64_t item) {
@@ -51,10 +44,7 @@ absl::StatusOr<std::unique_ptr<TrainLoader>> TrainLoader::Create(
   auto work = [&] {
     for (size_t i = next++; i < n; i = next++) {
       const std::string& path = loader->examples_[i].path;
-      auto bytes = ReadFile(path);
-      absl::StatusOr<RgbImage> image =
-          bytes.ok() ? DecodeImage(bytes->data(), bytes->size(), decode)
-                     : absl::StatusOr<RgbImage>(bytes.status());
+      absl::StatusOr<RgbImage> image = DecodeImageFile(path, decode);
       if (!image.ok()) {
         std::lock_guard<std::mutex> lock(error_mu);
         if (error.ok()) error = absl::Status(image.status().code(), absl::StrCat(path, ": ", image.status().message()));

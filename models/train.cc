@@ -37,12 +37,23 @@ torch::Tensor DctPatchEmbedding(int64_t channels, int64_t patch) {
       cos[u][x] = std::cos(M_PI * (x + 0.5) * u / patch);
     }
   }
+  // Filter k has gain 1 + u + v against natural images' 1/f fall-off; all
+  // gains are then scaled so the mean square filter norm equals that of
+  // timm's initialisation (0.02 per weight), keeping the token stream at the
+  // scale the blocks' initialisation expects.
   torch::Tensor weight = torch::zeros({channels, 3, patch, patch});
-  const double norm = 0.02 * std::sqrt(3.0 * patch * patch);
+  std::vector<double> gain(static_cast<size_t>(channels));
+  double mean_square = 0;
+  for (int64_t k = 0; k < channels; ++k) {
+    const Basis& b = order[static_cast<size_t>(k * static_cast<int64_t>(order.size()) / channels)];
+    gain[k] = static_cast<double>(1 + b.u + b.v);
+    mean_square += gain[k] * gain[k] / static_cast<double>(channels);
+  }
+  const double norm = 0.02 * std::sqrt(3.0 * patch * patch) / std::sqrt(mean_square);
   for (int64_t k = 0; k < channels; ++k) {
     const Basis& b = order[static_cast<size_t>(k * static_cast<int64_t>(order.size()) / channels)];
     torch::Tensor f = torch::outer(cos[b.u], cos[b.v]);
-    weight[k][b.colour] = f / f.norm() * norm * static_cast<double>(1 + b.u + b.v);
+    weight[k][b.colour] = f / f.norm() * norm * gain[k];
   }
   return weight;
 }

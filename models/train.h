@@ -44,9 +44,10 @@ bool ExemptFromWeightDecay(const std::string& name, const torch::Tensor& paramet
 // A patch embedding [channels, 3, patch, patch] for training from scratch:
 // 2-D DCT-II basis functions spread over every frequency band (channel k is
 // the one of rank k * 3 patch^2 / channels in order of u + v, colour last),
-// each with norm (1 + u + v) times that of a random row (truncated normal
-// 0.02), so that the weak high frequencies of photographs, where fine
-// structure lives, come out about as strong as the low ones.
+// with norms proportional to (1 + u + v), so that the weak high frequencies
+// of photographs, where fine structure lives, come out about as strong as the
+// low ones, and scaled so the mean square row norm is that of a random row
+// (0.02 per weight), the token scale the blocks' initialisation expects.
 torch::Tensor DctPatchEmbedding(int64_t channels, int64_t patch);
 
 struct StepResult {

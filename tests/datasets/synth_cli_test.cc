@@ -47,7 +47,9 @@ TEST(SynthCliTest, GeneratorFlagsAreRecorded) {
   const std::string args = " --classes 2 --train-per-class 1 --test-per-class 0 --size 48 --threads 1";
   ASSERT_EQ(Clca("synth --out " + plain.str() + args), 0);
   ASSERT_EQ(Clca("synth --out " + coarse.str() + args +
-                 " --family-size 1 --detail-length 2 --max-clutter 0 --occlusion-probability 0"),
+                 " --family-size 1 --detail-length 2 --max-clutter 0 --occlusion-probability 0"
+                 " --max-rotation 15 --texture-contrast 3 --family-spread 0.5"
+                 " --colour-jitter 0.2 --scanner-background --leaf-length 1.1 1.4"),
             0);
   std::ifstream in(coarse.path() / "dataset.json");
   const nlohmann::json meta = nlohmann::json::parse(in);
@@ -55,6 +57,12 @@ TEST(SynthCliTest, GeneratorFlagsAreRecorded) {
   EXPECT_EQ(meta["render"]["detail_length"], 2.0);
   EXPECT_EQ(meta["render"]["max_clutter"], 0);
   EXPECT_EQ(meta["render"]["occlusion_probability"], 0.0);
+  EXPECT_EQ(meta["render"]["max_rotation_deg"], 15.0);
+  EXPECT_EQ(meta["render"]["texture_contrast"], 3.0);
+  EXPECT_EQ(meta["family_spread"], 0.5);
+  EXPECT_EQ(meta["render"]["colour_jitter"], 0.2);
+  EXPECT_EQ(meta["render"]["scanner_background"], true);
+  EXPECT_EQ(meta["render"]["leaf_length"], nlohmann::json({1.1, 1.4}));
   EXPECT_FALSE(testing::SameBytes(plain.path() / "images/0_0_train.png",
                                   coarse.path() / "images/0_0_train.png"));
 }
@@ -66,6 +74,12 @@ TEST(SynthCliTest, RejectsBadArguments) {
   EXPECT_NE(Clca("synth --classes 2"), 0);  // no --out
   EXPECT_NE(Clca("synth --out " + dir.str() + " --detail-length 3"), 0);
   EXPECT_NE(Clca("synth --out " + dir.str() + " --family-size 0"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --max-rotation 200"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --texture-contrast 9"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --family-spread 0.6"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --colour-jitter 1.5"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --leaf-length 0.9 0.5"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --leaf-length 0.9"), 0);
 }
 
 }  // namespace

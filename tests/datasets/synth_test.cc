@@ -1,5 +1,6 @@
 // The leaf generator: seeds, cultivar traits, rendering and the dataset
 // writer are deterministic, and only the intended things depend on each seed.
+#include <cstdlib>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -65,6 +66,46 @@ TEST(RngTest, RangesAndForks) {
   const uint64_t first = a.Next();
   EXPECT_EQ(first, b.Next());
   EXPECT_NE(first, c.Next());
+}
+
+TEST(RngTest, AroundShrinksTowardsTheMiddleWithOneDraw) {
+  Rng full(5), shrunk(5), none(5);
+  for (int i = 0; i < 100; ++i) {
+    const double u = full.Around(2.0, 4.0, 1.0);
+    const double v = shrunk.Around(2.0, 4.0, 0.25);
+    EXPECT_NEAR(v - 3.0, 0.25 * (u - 3.0), 1e-12);
+    EXPECT_DOUBLE_EQ(none.Around(2.0, 4.0, 0.0), 3.0);
+  }
+  EXPECT_EQ(full.Next(), none.Next());  // the streams stay in step
+}
+
+double MeanAbsDifference(const Image& a, const Image& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.rgb.size(); ++i) sum += std::abs(int{a.rgb[i]} - int{b.rgb[i]});
+  return sum / static_cast<double>(a.rgb.size());
+}
+
+// Narrow colour and lighting nuisances on a scanner bed make two images of
+// one cultivar far more alike than the default field photographs do.
+TEST(RenderTest, ScannerSettingsNarrowTheColourNuisances) {
+  RenderOptions field = SmallRender();
+  field.max_clutter = 0;
+  field.occlusion_probability = 0;
+  RenderOptions scanner = field;
+  scanner.colour_jitter = 0;
+  scanner.scanner_background = true;
+  const TraitVector traits = CultivarTraits(2, CultivarOptions());
+  double field_difference = 0, scanner_difference = 0;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    auto a = RenderLeaf(traits, seed, field), b = RenderLeaf(traits, seed + 100, field);
+    auto c = RenderLeaf(traits, seed, scanner), d = RenderLeaf(traits, seed + 100, scanner);
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+    field_difference += MeanAbsDifference(*a, *b);
+    scanner_difference += MeanAbsDifference(*c, *d);
+  }
+  // Pose and leaf size still differ, so the gap is partial (about 0.7 here).
+  EXPECT_LT(scanner_difference, 0.8 * field_difference)
+      << "scanner " << scanner_difference / 10 << ", field " << field_difference / 10;
 }
 
 TEST(TraitsTest, PureFunctionOfClassAndCultivarSeed) {
@@ -158,6 +199,15 @@ TEST(RenderTest, RejectsBadOptions) {
   EXPECT_EQ(RenderLeaf(traits, 1, options).status().code(), absl::StatusCode::kInvalidArgument);
   options = RenderOptions();
   options.jpeg_probability = 1.5;
+  EXPECT_EQ(ValidateRenderOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  options = RenderOptions();
+  options.max_rotation_deg = -1;
+  EXPECT_EQ(ValidateRenderOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  options = RenderOptions();
+  options.texture_contrast = 9;
+  EXPECT_EQ(ValidateRenderOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  options = RenderOptions();
+  options.colour_jitter = -0.1;
   EXPECT_EQ(ValidateRenderOptions(options).code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <iostream>
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "tools/clca/commands.h"
@@ -25,6 +26,7 @@ struct SynthArgs {
 #ifdef CLCA_HAVE_SYNTH
   // Generator settings exposed as flags; their defaults are the generator's.
   synth::SynthDatasetOptions options;
+  std::vector<double> leaf_length;  // min, max; empty: the renderer's default
 #endif
 };
 
@@ -38,6 +40,10 @@ int Synth(const SynthArgs& a) {
   options.seed = a.seed;
   options.cultivars.cultivar_seed = a.cultivar_seed;
   options.render.size = a.size;
+  if (!a.leaf_length.empty()) {
+    options.render.min_leaf_length = a.leaf_length[0];
+    options.render.max_leaf_length = a.leaf_length[1];
+  }
   options.threads = a.threads;
   auto summary = synth::WriteSynthDataset(options);
   if (!summary.ok()) return Fail(summary.status());
@@ -73,9 +79,32 @@ void AddSynthCommand(CLI::App& app, int* exit_code) {
                   "sibling cultivars per family (1: every cultivar has its own trait centre, an "
                   "easier task)")
       ->capture_default_str();
+  cmd->add_option("--family-spread", o.cultivars.family_spread,
+                  "family trait centres are uniform in 0.5 +- this on every normalised trait, in "
+                  "[0, 0.5] (larger: cultivars further apart, an easier task)")
+      ->capture_default_str();
   cmd->add_option("--detail-length", o.render.detail_length,
                   "pixels per detail unit, the scale of veins, teeth, texture and spots at --size "
                   "320, in (0, 2]")
+      ->capture_default_str();
+  cmd->add_option("--colour-jitter", o.render.colour_jitter,
+                  "width of the leaf-colour and lighting nuisances, fraction of their full ranges "
+                  "in [0, 1]")
+      ->capture_default_str();
+  cmd->add_flag("--scanner-background", o.render.scanner_background,
+                "always a pale paper or scanner bed under the leaf, as in scanned-leaf datasets");
+  cmd->add_option("--texture-contrast", o.render.texture_contrast,
+                  "multiplier of the surface network's contrast, in [0, 8] (larger: cultivars "
+                  "easier to learn)")
+      ->capture_default_str();
+  cmd->add_option("--leaf-length", a->leaf_length,
+                  "MIN MAX: leaf length (base to tip) as a fraction of the image side, uniform per "
+                  "image, 0 < MIN <= MAX <= 2 (default 0.55 0.82; above 1 the leaf is cropped and "
+                  "fills the frame)")
+      ->expected(2);
+  cmd->add_option("--max-rotation", o.render.max_rotation_deg,
+                  "largest turn of the leaf from upright, degrees in [0, 180] (180: any "
+                  "orientation)")
       ->capture_default_str();
   cmd->add_option("--max-clutter", o.render.max_clutter, "most background clutter shapes")
       ->capture_default_str();

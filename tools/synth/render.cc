@@ -73,7 +73,10 @@ Placement Place(const RenderOptions& options, Rng& rng) {
   p.pose.length = s * rng.Uniform(options.min_leaf_length, options.max_leaf_length);
   p.detail_px = s * options.detail_length *
                 rng.Uniform(1.0 - options.zoom_jitter, 1.0 + options.zoom_jitter);
-  const double angle = rng.Uniform(0, 2 * kPi);
+  // Upright is the tip pointing up (image y grows downwards).
+  const double angle = options.max_rotation_deg >= 180
+                           ? rng.Uniform(0, 2 * kPi)
+                           : -kPi / 2 + rng.Uniform(-1, 1) * options.max_rotation_deg * kPi / 180;
   p.pose.cos_a = std::cos(angle);
   p.pose.sin_a = std::sin(angle);
   p.pose.mirror = rng.Bernoulli(0.5) ? -1.0 : 1.0;
@@ -129,13 +132,13 @@ LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits, con
 // Colours the leaf into `canvas`: a nuisance colour and shading, the
 // cultivar's surface network, lighter veins and darker spots.
 void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& traits,
-               const Placement& at, Rng& rng) {
+               const Placement& at, double texture_contrast, double colour_jitter, Rng& rng) {
   const int s = canvas.rows;
   const Pose& pose = at.pose;
   // Any green from yellowish to bluish, any plausible saturation and value.
-  const double hue = rng.Uniform(70, 125);
-  const double sat = rng.Uniform(0.35, 0.75);
-  const double val = rng.Uniform(0.35, 0.7);
+  const double hue = rng.Around(70, 125, colour_jitter);
+  const double sat = rng.Around(0.35, 0.75, colour_jitter);
+  const double val = rng.Around(0.35, 0.7, colour_jitter);
   const cv::Vec3f blade = HsvToRgb(hue, sat, val);
   const cv::Vec3f vein_colour =
       HsvToRgb(hue + rng.Uniform(-10, 5), sat * 0.65, std::min(1.0, val * 1.4));
@@ -143,7 +146,7 @@ void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& t
       HsvToRgb(rng.Uniform(25, 45), rng.Uniform(0.4, 0.7), val * rng.Uniform(0.45, 0.65));
   const float vein_strength = static_cast<float>(rng.Uniform(0.35, 0.6));
   const float spot_strength = static_cast<float>(rng.Uniform(0.45, 0.75));
-  const float texture_amp = static_cast<float>(rng.Uniform(0.08, 0.14));
+  const float texture_amp = static_cast<float>(rng.Uniform(0.08, 0.14) * texture_contrast);
   const float tilt = static_cast<float>(rng.Uniform(-0.12, 0.12));
   const cv::Mat1f mottle = ValueNoise(s, 6, rng);
   const cv::Mat1f fleck = ValueNoise(s, 18, rng);
@@ -198,7 +201,8 @@ cv::Mat3b Render(const TraitVector& cultivar, uint64_t image_seed, const RenderO
   cv::Mat3f canvas(options.size, options.size);
   internal::DrawBackground(canvas, background_rng, options);
   internal::DrawCastShadow(canvas, layers.blade, shadow_rng);
-  PaintLeaf(canvas, layers, traits, at, surface_rng);
+  PaintLeaf(canvas, layers, traits, at, options.texture_contrast, options.colour_jitter,
+            surface_rng);
   if (occluder_rng.Bernoulli(options.occlusion_probability)) {
     internal::DrawOccluders(canvas, {at.pose.cx, at.pose.cy}, at.pose.length, occluder_rng);
   }
@@ -216,6 +220,13 @@ absl::Status ValidateRenderOptions(const RenderOptions& o) {
   }
   if (!(o.detail_length > 0 && o.detail_length <= 2)) return bad("detail_length must be in (0, 2]");
   if (!(o.zoom_jitter >= 0 && o.zoom_jitter < 1)) return bad("zoom_jitter must be in [0, 1)");
+  if (!(o.colour_jitter >= 0 && o.colour_jitter <= 1)) return bad("colour_jitter must be in [0, 1]");
+  if (!(o.texture_contrast >= 0 && o.texture_contrast <= 8)) {
+    return bad("texture_contrast must be in [0, 8]");
+  }
+  if (!(o.max_rotation_deg >= 0 && o.max_rotation_deg <= 180)) {
+    return bad("max_rotation_deg must be in [0, 180]");
+  }
   if (!(o.max_shift >= 0 && o.max_shift <= 0.5)) return bad("max_shift must be in [0, 0.5]");
   for (double p : {o.blur_probability, o.occlusion_probability, o.jpeg_probability}) {
     if (!(p >= 0 && p <= 1)) return bad("probabilities must be in [0, 1]");

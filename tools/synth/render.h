@@ -41,6 +41,24 @@ struct RenderOptions {
   // that also magnifies them.
   double detail_length = 0.7;
   double zoom_jitter = 0.05;
+  // Width of the per-image colour and lighting nuisances (leaf colour,
+  // brightness, gradient, vignette, contrast, white balance) as a fraction of
+  // their full ranges, in [0, 1]; 0 gives every leaf the same colour under the
+  // same light.
+  double colour_jitter = 1;
+  // Ground under the leaf: any of soil, paper or scanner bed, foliage and
+  // cloth (false), or always a pale paper or scanner bed (true), as in
+  // datasets of scanned leaves.
+  bool scanner_background = false;
+  // Multiplier of the surface network's contrast (its amplitude is uniform in
+  // [0.08, 0.14] of the leaf's brightness times this), in [0, 8]. The network
+  // is the cultivar trait a patch shows most often; a larger value makes the
+  // cultivars easier to learn without making them coarser.
+  double texture_contrast = 1;
+  // Largest turn of the leaf from upright (tip up), degrees, in [0, 180].
+  // 180 gives any orientation; a small value mimics leaves laid out on a
+  // scanner, as in the soybean datasets.
+  double max_rotation_deg = 180;
   // Largest shift of the leaf centre from the image centre, fraction of size.
   double max_shift = 0.10;
   // Probability of a Gaussian blur, and its largest sigma (pixels at 320 px).

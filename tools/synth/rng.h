@@ -45,6 +45,14 @@ class Rng {
   // Uniform in [lo, hi).
   double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
 
+  // Uniform in [lo, hi) shrunk towards the middle by `spread` in [0, 1]
+  // (1: the whole range, 0: the midpoint). Draws one number whatever
+  // `spread` is, so changing it leaves every other draw as it was.
+  double Around(double lo, double hi, double spread) {
+    const double mid = (lo + hi) / 2;
+    return mid + (Uniform(lo, hi) - mid) * spread;
+  }
+
   // Uniform integer in [lo, hi] (hi >= lo); multiply-shift, bias below 2^-32.
   int UniformInt(int lo, int hi) {
     const uint64_t span = static_cast<uint64_t>(static_cast<int64_t>(hi) - lo + 1);

@@ -164,7 +164,8 @@ void DrawBackground(cv::Mat3f& canvas, Rng& rng, const RenderOptions& options) {
   const int s = canvas.rows;
   cv::Vec3f a, b;
   double grain = 0;
-  switch (rng.UniformInt(0, 3)) {
+  const int ground = rng.UniformInt(0, 3);
+  switch (options.scanner_background ? 1 : ground) {
     case 0:  // soil: brown, with wetter patches and coarse grain
       a = HsvToRgb(rng.Uniform(15, 45), rng.Uniform(0.25, 0.6), rng.Uniform(0.2, 0.55));
       b = Scale(a, rng.Uniform(0.55, 0.85));
@@ -278,13 +279,14 @@ void DrawOccluders(cv::Mat3f& canvas, cv::Point2d centre, double leaf_length, Rn
 cv::Mat3b ApplyCamera(const cv::Mat3f& canvas, Rng& rng, const RenderOptions& options) {
   const int s = canvas.rows;
   const double half = s / 2.0;
-  const double brightness = rng.Uniform(0.7, 1.25);
-  const double gradient = rng.Uniform(0.0, 0.35);
+  const double j = options.colour_jitter;
+  const double brightness = rng.Around(0.7, 1.25, j);
+  const double gradient = rng.Uniform(0.0, 0.35) * j;
   const double direction = rng.Uniform(0, 2 * kPi);
-  const double vignette = rng.Uniform(0.0, 0.3);
-  const float contrast = static_cast<float>(rng.Uniform(0.8, 1.2));
+  const double vignette = rng.Uniform(0.0, 0.3) * j;
+  const float contrast = static_cast<float>(rng.Around(0.8, 1.2, j));
   cv::Vec3f balance;
-  for (int c = 0; c < 3; ++c) balance[c] = static_cast<float>(rng.Uniform(0.92, 1.08));
+  for (int c = 0; c < 3; ++c) balance[c] = static_cast<float>(rng.Around(0.92, 1.08, j));
   const double gx = std::cos(direction) / half, gy = std::sin(direction) / half;
 
   cv::Mat3f lit(canvas.size());

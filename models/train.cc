@@ -41,19 +41,19 @@ torch::Tensor DctPatchEmbedding(int64_t channels, int64_t patch) {
   // gains are then scaled so the mean square filter norm equals that of
   // timm's initialisation (0.02 per weight), keeping the token stream at the
   // scale the blocks' initialisation expects.
-  torch::Tensor weight = torch::zeros({channels, 3, patch, patch});
-  std::vector<double> gain(static_cast<size_t>(channels));
+  std::vector<Basis> chosen;
   double mean_square = 0;
   for (int64_t k = 0; k < channels; ++k) {
-    const Basis& b = order[static_cast<size_t>(k * static_cast<int64_t>(order.size()) / channels)];
-    gain[k] = static_cast<double>(1 + b.u + b.v);
-    mean_square += gain[k] * gain[k] / static_cast<double>(channels);
+    chosen.push_back(order[static_cast<size_t>(k * static_cast<int64_t>(order.size()) / channels)]);
+    const double gain = static_cast<double>(1 + chosen.back().u + chosen.back().v);
+    mean_square += gain * gain / static_cast<double>(channels);
   }
   const double norm = 0.02 * std::sqrt(3.0 * patch * patch) / std::sqrt(mean_square);
+  torch::Tensor weight = torch::zeros({channels, 3, patch, patch});
   for (int64_t k = 0; k < channels; ++k) {
-    const Basis& b = order[static_cast<size_t>(k * static_cast<int64_t>(order.size()) / channels)];
+    const Basis& b = chosen[static_cast<size_t>(k)];
     torch::Tensor f = torch::outer(cos[b.u], cos[b.v]);
-    weight[k][b.colour] = f / f.norm() * norm * gain[k];
+    weight[k][b.colour] = f / f.norm() * norm * static_cast<double>(1 + b.u + b.v);
   }
   return weight;
 }

@@ -49,8 +49,10 @@ class Rng {
   // (1: the whole range, 0: the midpoint). Draws one number whatever
   // `spread` is, so changing it leaves every other draw as it was.
   double Around(double lo, double hi, double spread) {
+    const double u = Uniform(lo, hi);
+    if (spread == 1) return u;  // bit for bit what Uniform(lo, hi) gives
     const double mid = (lo + hi) / 2;
-    return mid + (Uniform(lo, hi) - mid) * spread;
+    return mid + (u - mid) * spread;
   }
 
   // Uniform integer in [lo, hi] (hi >= lo); multiply-shift, bias below 2^-32.

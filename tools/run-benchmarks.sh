@@ -11,12 +11,9 @@ OUT=${OUT:-bench-results}
 THREADS=${THREADS:-$(nproc)}
 mkdir -p "$OUT"
 CLCA="$BUILD/tools/clca"
-# The process settings the figures were measured with (see the doc); unset
-# them to see the defaults.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE}
-export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-4294967296}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_-68719476736}
-export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_-536870912}
+# The process settings the figures were measured with (see the doc); set one
+# to empty (e.g. OMP_WAIT_POLICY=) to measure without it.
+source tools/process-env.sh
 
 cat >"$OUT/vitb-clca-448.json" <<'EOF'
 {"model": "evit_vit_base_patch16_448", "input_size": 448, "num_classes": 200,

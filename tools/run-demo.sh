@@ -8,11 +8,7 @@ cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 ./tools/build.sh
 BUILD=${CLCA_BUILD_DIR:-build}
-# See docs/BENCHMARKS.md: sleeping OpenMP threads, freed memory kept.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_-68719476736}
-export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_-536870912}
-export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-4294967296}
+source tools/process-env.sh
 REPO=${CLCA_MODEL_REPOSITORY:-deploy/model-repository}
 MODEL=${CLCA_MODEL:-clca-demo}
 

@@ -15,10 +15,7 @@ BUILD=${CLCA_BUILD_DIR:-build}
 CLCA="$BUILD/tools/clca"
 WORK=${1:-/tmp/clca-demo-train}
 MINUTES=${MINUTES:-40}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE}
-export MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_-68719476736}
-export MALLOC_TOP_PAD_=${MALLOC_TOP_PAD_-536870912}
-export MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_-4294967296}
+source tools/process-env.sh
 
 # Scanned leaves filling the frame: cultivars as far apart as the generator
 # allows, a visible surface network, little colour and lighting variation.
@@ -37,14 +34,16 @@ echo "{$base, \"ifa_head\": false, \"clc\": false, \"num_clr\": 0}" >"$WORK/plai
 RECIPE=(--epochs 12 --warmup-epochs 1 --cooldown-epochs 1 --lr 5e-4 --batch 16 --seed 1
   --keep-rates 1.0 0.5 0.1 --patch-init dct --threads 1 --loader-threads 1
   --max-minutes "$MINUTES" --half --quiet --json)
+pids=()
 for run in clca plain; do
   rm -rf "${WORK:?}/$run"
   "$CLCA" train --data "$WORK/data" --out "$WORK/$run/1" --config "$WORK/$run.json" \
     "${RECIPE[@]}" >"$WORK/$run.train.json" 2>"$WORK/$run.train.log" &
+  pids+=("$!")
 done
-wait
+for pid in "${pids[@]}"; do wait "$pid"; done  # a failed run stops the script
 
 "$CLCA" eval --data "$WORK/test" --model "$WORK/clca/1" "$WORK/plain/1" --name "EViT+CLCA" \
-  "EViT" --keep-rates 1.0,0.5,0.1 --json --quiet --out "$WORK/eval.json" --plot "$WORK/eval.png"
-"$CLCA" eval --data "$WORK/test" --model "$WORK/clca/1" "$WORK/plain/1" --name "EViT+CLCA" \
-  "EViT" --keep-rates 1.0,0.5,0.1 --format markdown --quiet
+  "EViT" --keep-rates 1.0,0.5,0.1 --format markdown --quiet --out "$WORK/eval.md" \
+  --plot "$WORK/eval.png"
+cat "$WORK/eval.md"

@@ -36,6 +36,10 @@ struct ModelOptions {
   // so that ForwardTrain and an optimiser can update them in place. Needs
   // precision kFloat32.
   bool trainable = false;
+  // Inference on the CPU computes attention for groups of (image, head) pairs
+  // whose scores take at most this many bytes (at least one pair per group),
+  // so the probabilities stay in cache. 0: all pairs at once.
+  int64_t attention_group_bytes = int64_t{4} << 20;
 };
 
 // What a training forward pass gives.

@@ -13,10 +13,11 @@ namespace {
 
 using testing::ParityDir;
 
-std::unique_ptr<ClcaModel> LoadCase(const std::string& name, nlohmann::json overrides = {}) {
+std::unique_ptr<ClcaModel> LoadCase(const std::string& name, nlohmann::json overrides = {},
+                                    const ModelOptions& options = {}) {
   nlohmann::json config = testing::ReadJson(ParityDir() + "/" + name + ".config.json");
   if (overrides.is_object()) config.update(overrides);
-  auto loaded = LoadModel(ParityDir() + "/" + name + ".pth", config);
+  auto loaded = LoadModel(ParityDir() + "/" + name + ".pth", config, options);
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   return loaded.ok() ? std::move(loaded->model) : nullptr;
 }
@@ -117,6 +118,31 @@ TEST(ModelTest, BatchingNeverChangesAResult) {
       auto alone = model->Forward(batch.narrow(0, i, 1), model->config().keep_rate);
       ASSERT_TRUE(alone.ok());
       EXPECT_LE((alone->logits[0] - together->logits[i]).abs().max().item<double>(), 1e-5);
+    }
+  }
+}
+
+// Attention computed one (image, head) pair at a time gives what all pairs at
+// once give: merged-token sizes, padding and the CLS probabilities reach the
+// right pairs.
+TEST(ModelTest, AttentionGroupsNeverChangeAResult) {
+  ModelOptions one_pair, all_pairs;
+  one_pair.attention_group_bytes = 1;
+  all_pairs.attention_group_bytes = 0;
+  for (const char* name : {"evit_kr0.1_clca", "tome_kr0.5_clca", "ats_kr0.25_clca", "vit_clca",
+                           "dpcknn_kr0.5_clca", "evit_clip_kr0.1_clca"}) {
+    SCOPED_TRACE(name);
+    auto grouped = LoadCase(name, {}, one_pair);
+    auto whole = LoadCase(name, {}, all_pairs);
+    ASSERT_TRUE(grouped && whole);
+    torch::Tensor two = CaseInput(name);
+    torch::Tensor batch = torch::cat({two, two.flip(3)}, 0);
+    for (double kr : {grouped->config().keep_rate, 0.3}) {
+      auto a = grouped->Forward(batch, kr);
+      auto b = whole->Forward(batch, kr);
+      ASSERT_TRUE(a.ok() && b.ok());
+      EXPECT_EQ(a->tokens, b->tokens);
+      EXPECT_LE((a->logits - b->logits).abs().max().item<double>(), 1e-5);
     }
   }
 }

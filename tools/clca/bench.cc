@@ -26,6 +26,7 @@ struct BenchArgs {
   std::vector<std::string> dtypes = {"fp32"};
   int threads = 0, warmup = 2, repeats = 5;
   double min_seconds = 0.5;
+  int64_t attention_group_bytes = ModelOptions{}.attention_group_bytes;
   bool json = false;
 };
 
@@ -88,6 +89,7 @@ int Bench(const BenchArgs& a) {
     if (!dtype.ok()) return Fail(dtype.status());
     ModelOptions options;
     options.precision = precision;
+    options.attention_group_bytes = a.attention_group_bytes;
     auto model = ClcaModel::CreateRandom(*config, 0, options);
     if (!model.ok()) return Fail(model.status());
     const double gemm_gflops = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim, hidden,
@@ -125,6 +127,7 @@ int Bench(const BenchArgs& a) {
   }
   nlohmann::json out = {{"model", config->model}, {"input_size", config->input_size},
                         {"threads", torch::get_num_threads()},
+                        {"attention_group_bytes", a.attention_group_bytes},
                         {"gemm_gflops", gemm.size() == 1 ? gemm.begin().value() : gemm},
                         {"gemm_gflops_by_dtype", gemm}, {"results", results}};
   auto s = WriteOutput("", a.json ? out.dump(1) + "\n" : text);
@@ -144,6 +147,11 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--warmup", a->warmup, "untimed calls first");
   cmd->add_option("--repeats", a->repeats, "timed calls at least");
   cmd->add_option("--min-seconds", a->min_seconds, "time each point at least this long");
+  cmd->add_option("--attention-group-bytes", a->attention_group_bytes,
+                  "CPU attention in groups of (image, head) pairs whose scores take at most "
+                  "this many bytes (0: all pairs at once)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a, exit_code] { *exit_code = Bench(*a); });
 }

@@ -300,17 +300,18 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   Tensor k = qkv[1];
   Tensor v = qkv[2];
+  // Added to every query's scores [B, N]: proportional attention (a merged
+  // token counts as many) and padding (invisible to every query).
+  Tensor bias;
+  if (tokens.size.defined() && reducer->proportional_attention()) {
+    bias = tokens.size.log().reshape({batch, length});
+  }
+  if (tokens.mask.defined()) {
+    Tensor hidden = torch::zeros({batch, length}, q.options())
+                        .masked_fill(tokens.mask.logical_not(), -std::numeric_limits<float>::infinity());
+    bias = bias.defined() ? bias + hidden : hidden;
+  }
   if (!select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled()) {
-    Tensor bias;
-    if (tokens.size.defined() && reducer->proportional_attention()) {
-      bias = tokens.size.log().reshape({batch, length});
-    }
-    if (tokens.mask.defined()) {
-      // Padding is invisible to every query.
-      Tensor hidden = torch::zeros({batch, length}, q.options())
-                          .masked_fill(tokens.mask.logical_not(), -std::numeric_limits<float>::infinity());
-      bias = bias.defined() ? bias + hidden : hidden;
-    }
     const bool want_cls = summary && reducer->needs_cls_attention();
     Tensor cls_rows;
     Tensor out = ChunkedAttention(q, k, v, bias, options.attention_group_bytes, want_cls ? &cls_rows : nullptr);
@@ -319,15 +320,7 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
     return b.proj(out.transpose(1, 2).reshape({batch, length, dim}));
   }
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
-  if (tokens.size.defined() && reducer->proportional_attention()) {
-    // Proportional attention: a merged token counts as many.
-    scores = scores + tokens.size.log().reshape({batch, 1, 1, length});
-  }
-  if (tokens.mask.defined()) {
-    // Padding is invisible to every query.
-    scores = scores.masked_fill(tokens.mask.logical_not().reshape({batch, 1, 1, length}),
-                                -std::numeric_limits<float>::infinity());
-  }
+  if (bias.defined()) scores = scores + bias.reshape({batch, 1, 1, length});
   Tensor attn = tokens.policy.defined() ? PolicySoftmax(scores, tokens.policy) : scores.softmax(-1);
   if (summary) {
     if (reducer->needs_cls_attention()) {

@@ -45,6 +45,7 @@ struct PerfFlags {
   std::string model;
   int64_t version = 0;
   std::vector<std::string> images;
+  bool raw_input = false;
   std::string keep_rates;
   std::string concurrency;
   std::string concurrency_range;
@@ -73,8 +74,12 @@ void AddPerfCommand(CLI::App& app, PerfFlags* f) {
       "perf", "Measure throughput and latency over concurrency levels or request rates");
   perf->add_option("--model", f->model, "Model name (default: the server's only model)");
   f->version_opt = perf->add_option("--version", f->version, "Model version (default: highest)");
-  perf->add_option("--image", f->images, "Image file to send; repeat for several, sent in rotation")
-      ->required();
+  auto* image = perf->add_option("--image", f->images,
+                                 "Image file to send; repeat for several, sent in rotation");
+  auto* raw = perf->add_flag("--raw-input", f->raw_input,
+                             "Send random pixels of the model's input size as raw input instead "
+                             "of encoded images (the server skips decoding and resizing)");
+  image->excludes(raw);
   perf->add_option("--keep-rates", f->keep_rates,
                    "Keep-rate mix: rate:weight pairs (0.1:0.5,1.0:0.5), or rates with equal "
                    "weights (0.1,1.0); \"default\" is the model's own (default: only the "
@@ -187,12 +192,21 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms
     if (!image.ok()) return Fail(image.status());
     options.images.push_back(*std::move(image));
   }
+  if (options.images.empty() && !f.raw_input) {
+    return Fail(absl::InvalidArgumentError("give --image FILE or --raw-input"));
+  }
   clca::ClientOptions client_options;
   client_options.timeout = std::chrono::milliseconds(timeout_ms);
   std::unique_ptr<clca::Client> client = clca::Client::Create(server, client_options);
   absl::StatusOr<std::string> model = ResolveModel(*client, f.model);
   if (!model.ok()) return Fail(model.status());
   options.model = *model;
+  if (f.raw_input) {
+    absl::StatusOr<clca::v1::ModelInfo> info =
+        client->GetModel(options.model, options.version);
+    if (!info.ok()) return Fail(info.status());
+    options.raw_images = perf::RandomRawImages(info->input_size(), 4, f.seed);
+  }
 
   absl::StatusOr<perf::PerfReport> report =
       perf::RunPerf(client->channel(), options, [&f](const perf::PerfPoint& point) {

@@ -410,7 +410,16 @@ absl::Status Validate(const PerfOptions& options) {
   auto invalid = [](auto&&... parts) {
     return absl::InvalidArgumentError(absl::StrCat(parts...));
   };
-  if (options.images.empty()) return invalid("no image to send");
+  if (options.images.empty() && options.raw_images.empty()) return invalid("no image to send");
+  if (!options.images.empty() && !options.raw_images.empty()) {
+    return invalid("send encoded images or raw pixels, not both");
+  }
+  for (const RawPixels& raw : options.raw_images) {
+    if (raw.width <= 0 || raw.height <= 0 ||
+        raw.rgb.size() != 3 * static_cast<size_t>(raw.width) * raw.height) {
+      return invalid("a raw image needs width * height * 3 bytes");
+    }
+  }
   if (!options.concurrency.empty() && !options.request_rates.empty()) {
     return invalid("give concurrency levels or request rates, not both");
   }
@@ -599,6 +608,17 @@ absl::StatusOr<std::vector<double>> ParseRateRange(absl::string_view spec) {
   return rates;
 }
 
+std::vector<RawPixels> RandomRawImages(int side, int count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<RawPixels> images(std::max(0, count));
+  for (RawPixels& image : images) {
+    image.width = image.height = side;
+    image.rgb.resize(3 * static_cast<size_t>(side) * side);
+    for (char& c : image.rgb) c = static_cast<char>(rng() & 0xff);
+  }
+  return images;
+}
+
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   const double n = static_cast<double>(sorted.size());
@@ -616,15 +636,23 @@ absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel
   if (mix.empty()) mix.push_back(KeepRateShare{});
 
   // One prepared request per image and keep rate.
-  std::vector<std::vector<v1::ClassifyRequest>> requests(options.images.size());
-  for (size_t i = 0; i < options.images.size(); ++i) {
+  const size_t num_images = options.images.size() + options.raw_images.size();
+  std::vector<std::vector<v1::ClassifyRequest>> requests(num_images);
+  for (size_t i = 0; i < num_images; ++i) {
     for (const KeepRateShare& share : mix) {
       v1::ClassifyRequest request;
       request.set_model(options.model);
       if (options.version) request.set_version(*options.version);
       if (share.keep_rate) request.set_keep_rate(*share.keep_rate);
       request.set_top_k(options.top_k);
-      request.set_image(options.images[i]);
+      if (options.images.empty()) {
+        const RawPixels& raw = options.raw_images[i];
+        request.mutable_raw()->set_width(raw.width);
+        request.mutable_raw()->set_height(raw.height);
+        request.mutable_raw()->set_rgb(raw.rgb);
+      } else {
+        request.set_image(options.images[i]);
+      }
       requests[i].push_back(std::move(request));
     }
   }

@@ -48,6 +48,17 @@ double Percentile(const std::vector<double>& sorted, double p);
 
 enum class Distribution { kConstant, kPoisson };
 
+// 8-bit RGB pixels, interleaved, row-major.
+struct RawPixels {
+  int width = 0;
+  int height = 0;
+  std::string rgb;
+};
+
+// `count` images of side x side pixels of uniform random bytes (seeded), as
+// perf_analyzer's random input data: content does not change the cost.
+std::vector<RawPixels> RandomRawImages(int side, int count, uint64_t seed);
+
 struct PerfOptions {
   std::string model;
   // Absent: the highest loaded version.
@@ -56,6 +67,9 @@ struct PerfOptions {
   int top_k = 0;
   // Encoded images, sent in rotation.
   std::vector<std::string> images;
+  // Or (when `images` is empty) raw pixels of the model's input size, sent in
+  // rotation as ClassifyRequest.raw: the server skips decoding.
+  std::vector<RawPixels> raw_images;
   // Empty: every request uses the model's default keep rate.
   std::vector<KeepRateShare> keep_rates;
 

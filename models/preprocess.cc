@@ -264,8 +264,7 @@ absl::StatusOr<RgbImage> DecodeImage(const uint8_t* data, size_t size,
   return image;
 }
 
-absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& options,
-                               float* out) {
+absl::StatusOr<RgbImage> ResizeAndCrop(const RgbImage& image, const PreprocessOptions& options) {
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   if (image.width <= 0 || image.height <= 0 ||
       image.pixels.size() != static_cast<size_t>(image.width) * image.height * 3) {
@@ -278,11 +277,18 @@ absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& o
   // and round-half-to-even round().
   const int resized = static_cast<int>(crop / options.crop_fraction);
   const int offset = static_cast<int>(std::nearbyint((resized - crop) / 2.0));
-  const std::vector<uint8_t> rgb =
-      ResizeCropBicubicPil(image.pixels.data(), image.width, image.height, resized, resized,
-                           offset, offset, crop, crop);
+  RgbImage out;
+  out.width = out.height = crop;
+  out.pixels = ResizeCropBicubicPil(image.pixels.data(), image.width, image.height, resized,
+                                    resized, offset, offset, crop, crop);
+  return out;
+}
 
-  NormalizeCropInto(rgb.data(), crop, 0, 0, crop, /*flip=*/false, out);
+absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& options,
+                               float* out) {
+  absl::StatusOr<RgbImage> input = ResizeAndCrop(image, options);
+  if (!input.ok()) return input.status();
+  NormalizeCropInto(input->pixels.data(), input->width, 0, 0, input->width, /*flip=*/false, out);
   return absl::OkStatus();
 }
 

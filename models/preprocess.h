@@ -50,6 +50,11 @@ absl::StatusOr<RgbImage> DecodeImage(const uint8_t* data, size_t size,
 absl::Status PreprocessRgbInto(const RgbImage& image, const PreprocessOptions& options,
                                float* out);
 
+// The resize and center crop of PreprocessRgbInto without the normalisation:
+// the model input as 8-bit RGB, input_size x input_size. What a client that
+// preprocesses on its side sends as raw pixels. INVALID_ARGUMENT as above.
+absl::StatusOr<RgbImage> ResizeAndCrop(const RgbImage& image, const PreprocessOptions& options);
+
 // Same, returning a new float32 tensor [3, input_size, input_size].
 absl::StatusOr<torch::Tensor> PreprocessRgb(const RgbImage& image,
                                             const PreprocessOptions& options);

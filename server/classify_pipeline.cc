@@ -171,9 +171,26 @@ absl::Status ClassifyPipeline::Validate(Request& request) const {
       proto.has_keep_rate() ? std::optional<float>(proto.keep_rate()) : std::nullopt);
   if (!keep_rate.ok()) return keep_rate.status();
   request.keep_rate = *keep_rate;
+  if (proto.has_raw()) {
+    const v1::RawImage& raw = proto.raw();
+    const int size = request.servable->config().input_size;
+    if (raw.width() != size || raw.height() != size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "raw image is ", raw.width(), " x ", raw.height(), "; model ", proto.model(),
+          " takes ", size, " x ", size, " pixels (resize and crop first, or send the encoded "
+          "image)"));
+    }
+    const int64_t expected = 3LL * size * size;
+    if (static_cast<int64_t>(raw.rgb().size()) != expected) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("raw image has ", raw.rgb().size(), " bytes; ", size, " x ", size,
+                       " RGB pixels take ", expected));
+    }
+    return absl::OkStatus();
+  }
   if (proto.image().empty()) {
     return absl::InvalidArgumentError(
-        "image is empty; send the bytes of a JPEG, PNG, WebP or BMP file");
+        "image is empty; send the bytes of a JPEG, PNG, WebP or BMP file, or raw pixels");
   }
   if (static_cast<int64_t>(proto.image().size()) > options_.max_image_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("image is ", proto.image().size(),
@@ -194,11 +211,20 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
   preprocess.input_size = servable.config().input_size;
   preprocess.max_encoded_bytes = options_.max_image_bytes;
   preprocess.max_pixels = options_.max_image_pixels;
-  const std::string& image = request->proto->image();
   absl::StatusOr<torch::Tensor> tensor;
   try {
-    tensor = PreprocessEncoded(reinterpret_cast<const uint8_t*>(image.data()), image.size(),
-                               preprocess);
+    if (request->proto->has_raw()) {
+      // Validate checked the size: the pixels are the model input.
+      const int size = preprocess.input_size;
+      torch::Tensor pixels = torch::empty({3, size, size}, torch::kFloat32);
+      NormalizeCropInto(reinterpret_cast<const uint8_t*>(request->proto->raw().rgb().data()),
+                        size, 0, 0, size, /*flip=*/false, pixels.data_ptr<float>());
+      tensor = std::move(pixels);
+    } else {
+      const std::string& image = request->proto->image();
+      tensor = PreprocessEncoded(reinterpret_cast<const uint8_t*>(image.data()), image.size(),
+                                 preprocess);
+    }
   } catch (const std::exception& e) {
     tensor = absl::InvalidArgumentError(absl::StrCat("cannot decode the image: ", e.what()));
   }

@@ -49,7 +49,8 @@ TEST(SynthCliTest, GeneratorFlagsAreRecorded) {
   ASSERT_EQ(Clca("synth --out " + coarse.str() + args +
                  " --family-size 1 --detail-length 2 --max-clutter 0 --occlusion-probability 0"
                  " --max-rotation 15 --texture-contrast 3 --family-spread 0.5"
-                 " --colour-jitter 0.2 --scanner-background --leaf-length 1.1 1.4"),
+                 " --colour-jitter 0.2 --scanner-background --leaf-length 1.1 1.4"
+                 " --trait-region 0.4 0.7"),
             0);
   std::ifstream in(coarse.path() / "dataset.json");
   const nlohmann::json meta = nlohmann::json::parse(in);
@@ -63,6 +64,7 @@ TEST(SynthCliTest, GeneratorFlagsAreRecorded) {
   EXPECT_EQ(meta["render"]["colour_jitter"], 0.2);
   EXPECT_EQ(meta["render"]["scanner_background"], true);
   EXPECT_EQ(meta["render"]["leaf_length"], nlohmann::json({1.1, 1.4}));
+  EXPECT_EQ(meta["render"]["trait_region"], nlohmann::json({0.4, 0.7}));
   EXPECT_FALSE(testing::SameBytes(plain.path() / "images/0_0_train.png",
                                   coarse.path() / "images/0_0_train.png"));
 }
@@ -78,6 +80,7 @@ TEST(SynthCliTest, RejectsBadArguments) {
   EXPECT_NE(Clca("synth --out " + dir.str() + " --texture-contrast 9"), 0);
   EXPECT_NE(Clca("synth --out " + dir.str() + " --family-spread 0.6"), 0);
   EXPECT_NE(Clca("synth --out " + dir.str() + " --colour-jitter 1.5"), 0);
+  EXPECT_NE(Clca("synth --out " + dir.str() + " --trait-region 0.7 0.4"), 0);
   EXPECT_NE(Clca("synth --out " + dir.str() + " --leaf-length 0.9 0.5"), 0);
   EXPECT_NE(Clca("synth --out " + dir.str() + " --leaf-length 0.9"), 0);
 }

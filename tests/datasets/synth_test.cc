@@ -188,6 +188,43 @@ TEST(RenderTest, CultivarChangesOnlyTheLeaf) {
   EXPECT_LT(same, 0.95);
 }
 
+TEST(RenderTest, TraitRegionConfinesTheDifferenceBetweenCultivars) {
+  // An upright leaf of fixed length, centred: leaf position u (base 0, tip 1)
+  // lies on image row 48 - (u - 0.5) * 76.8 of a 96 px image.
+  RenderOptions options = SmallRender();
+  options.jpeg_probability = 0;
+  options.blur_probability = 0;
+  options.occlusion_probability = 0;
+  options.max_rotation_deg = 0;
+  options.max_shift = 0;
+  options.min_leaf_length = options.max_leaf_length = 0.8;
+  options.trait_region_start = 0.6;
+  options.trait_region_end = 0.9;
+  CultivarOptions cultivars;
+  cultivars.family_size = 1;
+  cultivars.family_spread = 0.5;
+  for (uint64_t seed : {3, 4, 5}) {
+    auto a = RenderLeaf(CultivarTraits(0, cultivars), seed, options);
+    auto b = RenderLeaf(CultivarTraits(1, cultivars), seed, options);
+    ASSERT_TRUE(a.ok() && b.ok());
+    int first = a->height, last = -1;
+    for (int y = 0; y < a->height; ++y) {
+      for (int x = 0; x < 3 * a->width; ++x) {
+        const size_t i = 3 * static_cast<size_t>(y) * a->width + x;
+        if (a->rgb[i] != b->rgb[i]) {
+          first = std::min(first, y);
+          last = std::max(last, y);
+        }
+      }
+    }
+    ASSERT_GE(last, 0) << "the cultivars look the same, seed " << seed;
+    EXPECT_GE(first, 17 - 2) << "seed " << seed;  // u = 0.9, less the spot radius
+    EXPECT_LE(last, 41 + 2) << "seed " << seed;   // u = 0.6
+  }
+  options.trait_region_end = 0.6;
+  EXPECT_EQ(ValidateRenderOptions(options).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(RenderTest, RejectsBadOptions) {
   const TraitVector traits = CultivarTraits(0, CultivarOptions());
   RenderOptions options;

@@ -9,6 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "models/preprocess.h"
 #include "tests/server/server_harness.h"
 
 namespace clca::testing {
@@ -158,6 +159,54 @@ TEST_F(ClassifyTest, ListModelsAndGetModel) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_DOUBLE_EQ(response->cost().gmacs(), info->costs(2).gmacs());
   EXPECT_DOUBLE_EQ(response->cost().gmacs_full(), info->costs(4).gmacs());
+}
+
+// Raw pixels that are the decoded, resized and cropped image give the same
+// answer as the encoded image; raw pixels of the wrong size are refused.
+TEST_F(ClassifyTest, RawPixelsAreTheModelInput) {
+  auto info = client_->GetModel(kTestModel);
+  ASSERT_TRUE(info.ok()) << info.status();
+  PreprocessOptions preprocess;
+  preprocess.input_size = info->input_size();
+  for (const char* image : kImages) {
+    SCOPED_TRACE(image);
+    auto rgb = DecodeImageFile(TestData(image), preprocess);
+    ASSERT_TRUE(rgb.ok()) << rgb.status();
+    auto input = ResizeAndCrop(*rgb, preprocess);
+    ASSERT_TRUE(input.ok()) << input.status();
+    v1::ClassifyRequest request;
+    request.set_model(kTestModel);
+    request.set_top_k(kTestClasses);
+    request.mutable_raw()->set_width(input->width);
+    request.mutable_raw()->set_height(input->height);
+    request.mutable_raw()->set_rgb(std::string(input->pixels.begin(), input->pixels.end()));
+    auto raw = client_->Classify(request);
+    auto encoded = client_->ClassifyFile(TestData(image), Options(std::nullopt, kTestClasses));
+    ASSERT_TRUE(raw.ok()) << raw.status();
+    ASSERT_TRUE(encoded.ok()) << encoded.status();
+    ASSERT_EQ(raw->predictions_size(), kTestClasses);
+    for (int i = 0; i < kTestClasses; ++i) {
+      EXPECT_EQ(raw->predictions(i).class_id(), encoded->predictions(i).class_id());
+      EXPECT_NEAR(raw->predictions(i).score(), encoded->predictions(i).score(), 1e-5);
+    }
+    EXPECT_THAT(raw->cost().tokens(), ElementsAreArray(kTokensAt05));
+  }
+
+  v1::ClassifyRequest bad;
+  bad.set_model(kTestModel);
+  const int size = info->input_size();
+  bad.mutable_raw()->set_width(size + 1);
+  bad.mutable_raw()->set_height(size);
+  bad.mutable_raw()->set_rgb(std::string(3 * (size + 1) * size, '\x40'));
+  auto wrong_size = client_->Classify(bad);
+  EXPECT_EQ(wrong_size.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong_size.status().message(), HasSubstr(std::to_string(size) + " x "));
+  bad.mutable_raw()->set_width(size);
+  auto wrong_bytes = client_->Classify(bad);
+  EXPECT_EQ(wrong_bytes.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong_bytes.status().message(), HasSubstr("bytes"));
+  bad.mutable_raw()->set_rgb(std::string(3 * size * size, '\x40'));
+  EXPECT_TRUE(client_->Classify(bad).ok());
 }
 
 TEST_F(ClassifyTest, StreamAnswersEveryItemWithItsOwnStatus) {

@@ -112,6 +112,20 @@ TEST_F(PerfCliTest, KeepRateMixIsReportedPerKeepRate) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2) << csv;
 }
 
+TEST_F(PerfCliTest, RawInputSendsPixelsOfTheModelInputSize) {
+  // No --image: random pixels of the model's input size, sent as raw input.
+  const std::string path = (out_dir_.path() / "raw.json").string();
+  ClientRun run = RunClient("perf" + Server() + kQuick + " --raw-input --concurrency 2 --json --out " +
+                            path);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nlohmann::json json = nlohmann::json::parse(ReadBytes(path), nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << run.output;
+  ASSERT_EQ(json["results"].size(), 1u) << json.dump();
+  EXPECT_GT(json["results"][0]["requests"].get<int>(), 0);
+  EXPECT_EQ(json["results"][0]["error_count"], 0) << json.dump();
+  EXPECT_GT(json["results"][0]["server_compute_ms"].get<double>(), 0);
+}
+
 TEST_F(PerfCliTest, RefusedRequestsAreCountedByCodeAndExitWithTwo) {
   ClientRun run;
   nlohmann::json json = RunJson(" --model nope --concurrency 1", &run);
@@ -158,6 +172,11 @@ TEST(PerfCliFlagsTest, BadFlagsExitWithOneAndSayWhy) {
   run = RunClient(perf + " --request-rate -3");
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("--request-rate"));
+  run = RunClient("perf --server 127.0.0.1:1 --model leafnet");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("give --image FILE or --raw-input"));
+  run = RunClient(perf + " --raw-input");
+  EXPECT_NE(run.exit_code, 0) << run.output;  // --image and --raw-input exclude each other
   run = RunClient("perf --server 127.0.0.1:1 --model leafnet --image /no/such/leaf.png");
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("/no/such/leaf.png"));

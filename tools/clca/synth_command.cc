@@ -27,6 +27,7 @@ struct SynthArgs {
   // Generator settings exposed as flags; their defaults are the generator's.
   synth::SynthDatasetOptions options;
   std::vector<double> leaf_length;  // min, max; empty: the renderer's default
+  std::vector<double> trait_region;  // start, end; empty: the whole blade
 #endif
 };
 
@@ -43,6 +44,10 @@ int Synth(const SynthArgs& a) {
   if (!a.leaf_length.empty()) {
     options.render.min_leaf_length = a.leaf_length[0];
     options.render.max_leaf_length = a.leaf_length[1];
+  }
+  if (!a.trait_region.empty()) {
+    options.render.trait_region_start = a.trait_region[0];
+    options.render.trait_region_end = a.trait_region[1];
   }
   options.threads = a.threads;
   auto summary = synth::WriteSynthDataset(options);
@@ -101,6 +106,11 @@ void AddSynthCommand(CLI::App& app, int* exit_code) {
                   "MIN MAX: leaf length (base to tip) as a fraction of the image side, uniform per "
                   "image, 0 < MIN <= MAX <= 2 (default 0.55 0.82; above 1 the leaf is cropped and "
                   "fills the frame)")
+      ->expected(2);
+  cmd->add_option("--trait-region", a->trait_region,
+                  "START END: the stretch of the blade, base 0 to tip 1, where cultivars differ; "
+                  "elsewhere every leaf looks alike, so a model must find that stretch (default "
+                  "0 1: the whole blade)")
       ->expected(2);
   cmd->add_option("--max-rotation", o.render.max_rotation_deg,
                   "largest turn of the leaf from upright, degrees in [0, 180] (180: any "

@@ -118,6 +118,7 @@ nlohmann::ordered_json DescribeSynthDataset(const SynthDatasetOptions& o) {
         {"colour_jitter", r.colour_jitter},
         {"scanner_background", r.scanner_background},
         {"texture_contrast", r.texture_contrast},
+        {"trait_region", {r.trait_region_start, r.trait_region_end}},
         {"max_rotation_deg", r.max_rotation_deg},
         {"max_shift", r.max_shift},
         {"blur_probability", r.blur_probability},

@@ -61,6 +61,13 @@ TraitVector JitterTraits(const TraitVector& traits, double sigma, Rng& rng) {
   return out;
 }
 
+// Where the cultivar's traits show (see RenderOptions::trait_region_start).
+struct TraitRegion {
+  double start = 0, end = 1;
+  bool Whole() const { return start <= 0 && end >= 1; }
+  bool Contains(double u) const { return u >= start && u <= end; }
+};
+
 // Where the leaf goes and how large its fine structures are.
 struct Placement {
   Pose pose;
@@ -92,7 +99,8 @@ struct LeafLayers {
   cv::Mat1b spots;
 };
 
-LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits, const Placement& at,
+LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits,
+                          const TraitVector& neutral, TraitRegion region, const Placement& at,
                           int size, Rng& rng) {
   const Pose& pose = at.pose;
   LeafLayers layers{cv::Mat1b(size, size, uint8_t{0}), cv::Mat1b(size, size, uint8_t{0}),
@@ -116,15 +124,44 @@ LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits, con
 
   // Spots cover a fixed share of the blade, so their size changes the
   // pattern but not the leaf's mean colour.
-  const double radius = TraitValue(traits, Trait::kSpotRadius) * at.detail_px / pose.length;
-  const int count = static_cast<int>(std::lround(kSpotCoverage * shape.area / (kPi * radius * radius)));
-  for (int i = 0; i < count; ++i) {
-    const double u = rng.Uniform(0.04, 0.96);
-    const double y = rng.Uniform(-1.0, 1.0) * BladeHalfWidth(traits, u) * 0.92;
-    const double r = radius * rng.Uniform(0.8, 1.2) * pose.length;
+  const TraitVector& shape_traits = region.Whole() ? traits : neutral;
+  auto radius_of = [&](const TraitVector& t) {
+    return TraitValue(t, Trait::kSpotRadius) * at.detail_px / pose.length;
+  };
+  auto draw_spot = [&](double u, double radius, Rng& r_rng) {
+    const double y = r_rng.Uniform(-1.0, 1.0) * BladeHalfWidth(shape_traits, u) * 0.92;
+    const double r = radius * r_rng.Uniform(0.8, 1.2) * pose.length;
     const cv::Point2d c = pose.ToPixel({u, y});
     cv::circle(layers.spots, cv::Point(cvRound(c.x * kOne), cvRound(c.y * kOne)),
                cvRound(r * kOne), cv::Scalar(255), cv::FILLED, cv::LINE_AA, kShift);
+  };
+  if (region.Whole()) {
+    const double radius = radius_of(traits);
+    const int count = static_cast<int>(std::lround(kSpotCoverage * shape.area / (kPi * radius * radius)));
+    for (int i = 0; i < count; ++i) draw_spot(rng.Uniform(0.04, 0.96), radius, rng);
+  } else {
+    // As many candidates as neutral spots would need; one inside the region
+    // is kept with the ratio of spot areas, so coverage stays the same. The
+    // region draws from its own stream: the spots outside it are the same
+    // for every cultivar.
+    Rng inside = rng.Fork(1);
+    const double r_out = radius_of(neutral), r_in = radius_of(traits);
+    const int count = static_cast<int>(std::lround(kSpotCoverage * shape.area / (kPi * r_out * r_out)));
+    for (int i = 0; i < count; ++i) {
+      const double u = rng.Uniform(0.04, 0.96);
+      if (!region.Contains(u)) {
+        draw_spot(u, r_out, rng);
+      } else if (inside.Bernoulli(std::min(1.0, (r_out * r_out) / (r_in * r_in)))) {
+        draw_spot(u, r_in, inside);
+      }
+    }
+    // Spots smaller than neutral ones need more of them: further passes.
+    for (double left = (r_out * r_out) / (r_in * r_in) - 1; left > 0; left -= 1) {
+      for (int i = 0; i < count; ++i) {
+        const double u = inside.Uniform(0.04, 0.96);
+        if (region.Contains(u) && inside.Bernoulli(std::min(1.0, left))) draw_spot(u, r_in, inside);
+      }
+    }
   }
   return layers;
 }
@@ -132,7 +169,8 @@ LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits, con
 // Colours the leaf into `canvas`: a nuisance colour and shading, the
 // cultivar's surface network, lighter veins and darker spots.
 void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& traits,
-               const Placement& at, double texture_contrast, double colour_jitter, Rng& rng) {
+               const TraitVector& neutral, TraitRegion region, const Placement& at,
+               double texture_contrast, double colour_jitter, Rng& rng) {
   const int s = canvas.rows;
   const Pose& pose = at.pose;
   // Any green from yellowish to bluish, any plausible saturation and value.
@@ -155,11 +193,16 @@ void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& t
 
   // The surface network: two warped gratings in leaf coordinates whose
   // crests form irregular cells of period x (period * anisotropy).
-  const double period = TraitValue(traits, Trait::kTexturePeriod) * at.detail_px / pose.length;
-  const double phi = TraitValue(traits, Trait::kTextureAngle) * kPi / 180.0;
-  const double k1 = 2 * kPi / period;
-  const double k2 = 2 * kPi / (period * TraitValue(traits, Trait::kTextureAnisotropy));
-  const double cos_phi = std::cos(phi), sin_phi = std::sin(phi);
+  struct Network {
+    double k1, k2, cos_phi, sin_phi;
+  };
+  auto network_of = [&](const TraitVector& t) {
+    const double period = TraitValue(t, Trait::kTexturePeriod) * at.detail_px / pose.length;
+    const double phi = TraitValue(t, Trait::kTextureAngle) * kPi / 180.0;
+    return Network{2 * kPi / period, 2 * kPi / (period * TraitValue(t, Trait::kTextureAnisotropy)),
+                   std::cos(phi), std::sin(phi)};
+  };
+  const Network inside = network_of(traits), outside = network_of(neutral);
 
   const cv::Rect box = cv::boundingRect(layers.blade);
   for (int y = box.y; y < box.br().y; ++y) {
@@ -170,8 +213,9 @@ void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& t
     for (int x = box.x; x < box.br().x; ++x) {
       if (a[x] == 0) continue;
       const LeafPoint q = pose.ToLeaf(x, y);
-      const double g1 = std::cos(k1 * (q.x * cos_phi + q.y * sin_phi) + 1.8 * warp1(y, x));
-      const double g2 = std::cos(k2 * (q.y * cos_phi - q.x * sin_phi) + 1.8 * warp2(y, x));
+      const Network& n = region.Contains(q.x) ? inside : outside;
+      const double g1 = std::cos(n.k1 * (q.x * n.cos_phi + q.y * n.sin_phi) + 1.8 * warp1(y, x));
+      const double g2 = std::cos(n.k2 * (q.y * n.cos_phi - q.x * n.sin_phi) + 1.8 * warp2(y, x));
       double crest = std::max(0.0, std::max(g1, g2));
       crest *= crest;
       crest *= crest;
@@ -194,15 +238,23 @@ cv::Mat3b Render(const TraitVector& cultivar, uint64_t image_seed, const RenderO
   Rng shadow_rng = root.Fork(7), occluder_rng = root.Fork(8), camera_rng = root.Fork(9);
 
   const TraitVector traits = JitterTraits(cultivar, options.trait_jitter, trait_rng);
+  const TraitRegion region{options.trait_region_start, options.trait_region_end};
+  TraitVector neutral = traits;
+  if (!region.Whole()) {
+    neutral.fill(0.5);
+    neutral = JitterTraits(neutral, options.trait_jitter, trait_rng);
+  }
   const Placement at = Place(options, place_rng);
-  const LeafShape shape = MakeLeafShape(traits, at.detail_px / at.pose.length, shape_rng);
-  const LeafLayers layers = DrawLeafLayers(shape, traits, at, options.size, layer_rng);
+  const LeafShape shape =
+      MakeLeafShape(region.Whole() ? traits : neutral, at.detail_px / at.pose.length, shape_rng);
+  const LeafLayers layers =
+      DrawLeafLayers(shape, traits, neutral, region, at, options.size, layer_rng);
 
   cv::Mat3f canvas(options.size, options.size);
   internal::DrawBackground(canvas, background_rng, options);
   internal::DrawCastShadow(canvas, layers.blade, shadow_rng);
-  PaintLeaf(canvas, layers, traits, at, options.texture_contrast, options.colour_jitter,
-            surface_rng);
+  PaintLeaf(canvas, layers, traits, neutral, region, at, options.texture_contrast,
+            options.colour_jitter, surface_rng);
   if (occluder_rng.Bernoulli(options.occlusion_probability)) {
     internal::DrawOccluders(canvas, {at.pose.cx, at.pose.cy}, at.pose.length, occluder_rng);
   }
@@ -219,6 +271,10 @@ absl::Status ValidateRenderOptions(const RenderOptions& o) {
     return bad("leaf length range must satisfy 0 < min <= max <= 2");
   }
   if (!(o.detail_length > 0 && o.detail_length <= 2)) return bad("detail_length must be in (0, 2]");
+  if (!(o.trait_region_start >= 0 && o.trait_region_start < o.trait_region_end &&
+        o.trait_region_end <= 1)) {
+    return bad("trait region must satisfy 0 <= start < end <= 1");
+  }
   if (!(o.zoom_jitter >= 0 && o.zoom_jitter < 1)) return bad("zoom_jitter must be in [0, 1)");
   if (!(o.colour_jitter >= 0 && o.colour_jitter <= 1)) return bad("colour_jitter must be in [0, 1]");
   if (!(o.texture_contrast >= 0 && o.texture_contrast <= 8)) {

@@ -55,6 +55,14 @@ struct RenderOptions {
   // is the cultivar trait a patch shows most often; a larger value makes the
   // cultivars easier to learn without making them coarser.
   double texture_contrast = 1;
+  // The stretch of the blade, from base (0) to tip (1), where the cultivar
+  // shows. Outside it the surface network and spots take the neutral trait
+  // point (0.5 on every trait), the same for all cultivars; when the stretch
+  // is not the whole blade, the outline and veins are neutral everywhere, so
+  // cultivars differ only inside it and a model must look there. Must satisfy
+  // 0 <= start < end <= 1.
+  double trait_region_start = 0;
+  double trait_region_end = 1;
   // Largest turn of the leaf from upright (tip up), degrees, in [0, 180].
   // 180 gives any orientation; a small value mimics leaves laid out on a
   // scanner, as in the soybean datasets.

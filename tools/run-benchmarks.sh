@@ -59,6 +59,10 @@ EOF
     "$BUILD/client/clca-client" perf --server "$address" --model clca-demo \
       --image deploy/samples/leaf_300x300.png --keep-rates "$kr" --concurrency 1,4,16 \
       --window-ms 2000 --max-windows 5 --json --quiet | tee "$OUT/perf-delay-$delay-kr$kr.json"
+    # Raw pixels of the input size: the server without decoding and resizing.
+    "$BUILD/client/clca-client" perf --server "$address" --model clca-demo --raw-input \
+      --keep-rates "$kr" --concurrency 1,4,16 --window-ms 2000 --max-windows 5 --json --quiet \
+      | tee "$OUT/perf-raw-delay-$delay-kr$kr.json"
   done
   kill -TERM "$server"
   wait "$server" || true

@@ -117,6 +117,35 @@ TEST_F(TrainCliTest, ResumingMatchesAnUninterruptedRun) {
   }
 }
 
+// Fine-tuning another method from a CLCA checkpoint: the blocks and the
+// patch embedding carry over, and pos_embed loses the carrier token's row.
+TEST_F(TrainCliTest, InitFromACheckpointWithAnotherCarrierCount) {
+  ASSERT_EQ(Train("clca_init", 1).code, 0);
+  std::ofstream(Path("plain.json"))
+      << R"({"model": "evit_vit_tiny_patch16_224", "embed_dim": 32, "depth": 5, "num_heads": 2,
+            "input_size": 64, "reduction_loc": [1, 2], "keep_rate": [0.5], "ifa_head": false,
+            "clc": false, "num_clr": 0})";
+  Output o = Clca("train --data " + Path("ds") + " --config " + Path("plain.json") + " --out " +
+                  Path("plain_from_clca") + " --init " + Path("clca_init/model.pth") +
+                  " --batch 4 --epochs 1 --warmup-epochs 0 --cooldown-epochs 0 --threads 1 "
+                  "--loader-threads 1 --quiet --json --max-steps 1");
+  ASSERT_EQ(o.code, 0) << o.err;
+  auto from = LoadCheckpoint(Path("clca_init/model.pth"));
+  auto plain = LoadCheckpoint(Path("plain_from_clca/model.pth"));
+  ASSERT_TRUE(from.ok() && plain.ok());
+  auto find = [](const Checkpoint& c, const std::string& name) {
+    for (const auto& [n, t] : c.state_dict) {
+      if (n == name) return t;
+    }
+    return torch::Tensor();
+  };
+  const torch::Tensor a = find(*from, "pos_embed"), b = find(*plain, "pos_embed");
+  ASSERT_TRUE(a.defined() && b.defined());
+  EXPECT_EQ(a.size(1), 1 + 16 + 1);  // CLS, 4 x 4 grid, carrier
+  EXPECT_EQ(b.size(1), 1 + 16);
+  EXPECT_FALSE(find(*plain, "clr").defined());
+}
+
 TEST_F(TrainCliTest, BadInputsFailWithAMessage) {
   Output o = Clca("train --data " + Path("nowhere") + " --config " + Path("config.json") +
                   " --out " + Path("bad1") + " --quiet");

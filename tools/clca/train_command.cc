@@ -112,12 +112,28 @@ absl::StatusOr<StateDict> InitialWeights(const ModelConfig& config, const TrainA
     }
   }
   if (!weights.ok() || init == nullptr) return weights;
+  // pos_embed rows are [CLS, grid cells, carrier tokens]: a checkpoint with
+  // another carrier count (e.g. CLCA into plain EViT) gives its CLS and grid
+  // rows, and the new model keeps its own carrier rows.
+  auto carriers = [](const ModelConfig& c) -> int64_t {
+    return c.backbone == Backbone::kDeit3 ? 0 : c.num_clr;
+  };
+  const auto init_config = init->args.is_object() ? ResolveConfig(init->args)
+                                                  : absl::StatusOr<ModelConfig>(config);
+  const int64_t from_carriers = init_config.ok() ? carriers(*init_config) : carriers(config);
   int reused = 0, reset = 0;
   for (auto& [name, t] : *weights) {
     for (const auto& [from_name, from] : init->state_dict) {
       if (from_name != name) continue;
       // pos_embed may come from another input size: the model resizes it.
-      if (from.sizes() == t.sizes() || name == "pos_embed") {
+      if (name == "pos_embed" && from_carriers != carriers(config) && from.dim() == 3 &&
+          t.dim() == 3 && from.size(1) > from_carriers) {
+        const int64_t own = carriers(config);
+        t = torch::cat({from.narrow(1, 0, from.size(1) - from_carriers).to(t.scalar_type()),
+                        t.narrow(1, t.size(1) - own, own)},
+                       1);
+        ++reused;
+      } else if (from.sizes() == t.sizes() || name == "pos_embed") {
         t = from.to(t.scalar_type());
         ++reused;
       } else {

@@ -14,26 +14,11 @@ THREADS=${THREADS:-$(nproc)}
 ROUNDS=${ROUNDS:-3}
 source tools/process-env.sh
 mkdir -p "$OUT"
+source tools/server-lib.sh
 DEMO=deploy/model-repository/clca-demo/1
-repo="$OUT/repo"
-rm -rf "$repo" && mkdir -p "$repo/clca-demo/1"
-cp "$DEMO"/model.pth "$DEMO"/model.json "$DEMO"/labels.txt "$repo/clca-demo/1/"
-cat >"$repo/clca-demo/1/serving.json" <<EOF
-{"max_batch_size": 8, "max_queue_delay_us": 0, "queue_capacity": 256, "workers": 1,
- "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "float32"}
-EOF
-log="$OUT/server.log"
-"$BUILD/server/clca-server" --model-repository "$repo" --host 127.0.0.1 --port 0 \
-  --metrics-port 0 --intra-op-threads "$THREADS" >"$log" 2>&1 &
-server=$!
-trap 'kill -TERM "$server" 2>/dev/null || true' EXIT
-address=""
-for _ in $(seq 1 600); do
-  address=$(sed -n 's/.*listening grpc=\([^ ]*\).*/\1/p' "$log" | head -n 1)
-  [ -n "$address" ] && break
-  sleep 0.1
-done
-[ -n "$address" ] || { echo "clca-server did not start; see $log" >&2; exit 1; }
+demo_repository "$OUT/repo" 0
+trap 'kill -TERM "${server:-}" 2>/dev/null || true' EXIT
+start_server "$OUT/server.log" --model-repository "$OUT/repo" --intra-op-threads "$THREADS"
 
 results="$OUT/results.txt"
 : >"$results"

@@ -14,6 +14,7 @@ CLCA="$BUILD/tools/clca"
 # The process settings the figures were measured with (see the doc); set one
 # to empty (e.g. OMP_WAIT_POLICY=) to measure without it.
 source tools/process-env.sh
+source tools/server-lib.sh
 
 cat >"$OUT/vitb-clca-448.json" <<'EOF'
 {"model": "evit_vit_base_patch16_448", "input_size": 448, "num_classes": 200,
@@ -39,22 +40,9 @@ DEMO=deploy/model-repository/clca-demo/1
 echo "== clca-server + clca-client perf on the demo model"
 for delay in 0 2000; do
   repo="$OUT/repo-delay-$delay"
-  rm -rf "$repo" && mkdir -p "$repo/clca-demo/1"
-  cp "$DEMO"/model.pth "$DEMO"/model.json "$DEMO"/labels.txt "$repo/clca-demo/1/"
-  cat >"$repo/clca-demo/1/serving.json" <<EOF
-{"max_batch_size": 8, "max_queue_delay_us": $delay, "queue_capacity": 256, "workers": 1,
- "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "float32"}
-EOF
-  log="$OUT/server-delay-$delay.log"
-  "$BUILD/server/clca-server" --model-repository "$repo" --host 127.0.0.1 --port 0 \
-    --metrics-port 0 --intra-op-threads "$THREADS" >"$log" 2>&1 &
-  server=$!
-  address=""
-  for _ in $(seq 1 600); do
-    address=$(sed -n 's/.*listening grpc=\([^ ]*\).*/\1/p' "$log" | head -n 1)
-    [ -n "$address" ] && break
-    sleep 0.1
-  done
+  demo_repository "$repo" "$delay"
+  start_server "$OUT/server-delay-$delay.log" --model-repository "$repo" \
+    --intra-op-threads "$THREADS"
   for kr in 1.0 0.1; do
     "$BUILD/client/clca-client" perf --server "$address" --model clca-demo \
       --image deploy/samples/leaf_300x300.png --keep-rates "$kr" --concurrency 1,4,16 \

@@ -12,20 +12,10 @@ source tools/process-env.sh
 REPO=${CLCA_MODEL_REPOSITORY:-deploy/model-repository}
 MODEL=${CLCA_MODEL:-clca-demo}
 
+source tools/server-lib.sh
 log=$(mktemp)
-"$BUILD/server/clca-server" --model-repository "$REPO" --host 127.0.0.1 --port 0 \
-  --metrics-port 0 >"$log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
-
-address=""
-for _ in $(seq 1 600); do
-  address=$(sed -n 's/.*listening grpc=\([^ ]*\).*/\1/p' "$log" | head -n 1)
-  [ -n "$address" ] && break
-  if ! kill -0 "$server" 2>/dev/null; then cat "$log"; exit 1; fi
-  sleep 0.1
-done
-[ -n "$address" ] || { cat "$log"; echo "clca-server did not start" >&2; exit 1; }
+trap 'kill "${server:-}" 2>/dev/null || true; rm -f "$log"' EXIT
+start_server "$log" --model-repository "$REPO"
 sed -n 's/.*\(listening.*\)/clca-server \1/p' "$log" | head -n 1
 
 "$BUILD/client/clca-client" models --server "$address"

@@ -56,6 +56,10 @@ struct ModelConfig {
   int grid_size() const { return input_size / patch_size; }
   int num_patches() const { return grid_size() * grid_size(); }
   bool has_clr() const { return clc && num_clr > 0; }
+  // Rows of pos_embed around the patch grid: CLS before and the carrier
+  // tokens after it (DeiT-3 has position rows for the patches only).
+  int pos_embed_prefix() const { return backbone == Backbone::kDeit3 ? 0 : 1; }
+  int pos_embed_suffix() const { return backbone == Backbone::kDeit3 ? 0 : num_clr; }
   // Blocks after which the cross-layer cache is appended back.
   std::vector<int> recovery_layers() const;
   double layer_norm_eps() const { return backbone == Backbone::kClip ? 1e-5 : 1e-6; }

@@ -185,8 +185,8 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
   cls_token = w.Take("cls_token", {1, 1, dim});
   if (c.has_clr()) clr = w.Take("clr", {1, c.num_clr, dim});
   // Standard layout: pos_embed covers [CLS, patches, carriers]; DeiT-3: patches.
-  const int64_t prefix = deit3 ? 0 : 1;
-  const int64_t suffix = deit3 ? 0 : c.num_clr;
+  const int64_t prefix = c.pos_embed_prefix();
+  const int64_t suffix = c.pos_embed_suffix();
   pos_embed = w.TakeAnyShape("pos_embed");
   if (pos_embed.defined()) {
     const int64_t cells = pos_embed.dim() == 3 ? pos_embed.size(1) - prefix - suffix : -1;

@@ -19,7 +19,7 @@ Shapes ExpectedParameters(const ModelConfig& c) {
   const bool clip = c.backbone == Backbone::kClip;
   Shapes s;
   s.push_back({"cls_token", {1, 1, dim}});
-  s.push_back({"pos_embed", {1, deit3 ? c.num_patches() : 1 + c.num_patches() + c.num_clr, dim}});
+  s.push_back({"pos_embed", {1, c.pos_embed_prefix() + c.num_patches() + c.pos_embed_suffix(), dim}});
   if (c.has_clr()) s.push_back({"clr", {1, c.num_clr, dim}});
   s.push_back({"patch_embed.proj.weight", {dim, 3, c.patch_size, c.patch_size}});
   if (!clip) s.push_back({"patch_embed.proj.bias", {dim}});

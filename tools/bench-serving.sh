@@ -41,12 +41,16 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# median KR WHAT: the median of one kind of measurement over the rounds.
+median() {
+  grep " kr $1 $2 " "$results" | awk '{print $NF}' | sort -g |
+    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
 echo "== medians over $ROUNDS rounds (images/s) and served / in-process"
 for kr in 1.0 0.1; do
-  median() { grep " kr $kr $1 " "$results" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-  base=$(median in-process)
+  base=$(median "$kr" in-process)
   for input in encoded raw; do
-    served=$(median "served-$input")
+    served=$(median "$kr" "served-$input")
     echo "kr $kr: in-process $base, served ($input) $served, ratio $(awk -v a="$served" -v b="$base" 'BEGIN {printf "%.2f", a / b}')"
   done
 done | tee "$OUT/summary.txt"

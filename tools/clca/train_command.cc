@@ -115,20 +115,18 @@ absl::StatusOr<StateDict> InitialWeights(const ModelConfig& config, const TrainA
   // pos_embed rows are [CLS, grid cells, carrier tokens]: a checkpoint with
   // another carrier count (e.g. CLCA into plain EViT) gives its CLS and grid
   // rows, and the new model keeps its own carrier rows.
-  auto carriers = [](const ModelConfig& c) -> int64_t {
-    return c.backbone == Backbone::kDeit3 ? 0 : c.num_clr;
-  };
-  const auto init_config = init->args.is_object() ? ResolveConfig(init->args)
-                                                  : absl::StatusOr<ModelConfig>(config);
-  const int64_t from_carriers = init_config.ok() ? carriers(*init_config) : carriers(config);
+  const int64_t own = config.pos_embed_suffix();
+  int64_t from_carriers = own;
+  if (init->args.is_object()) {
+    if (auto c = ResolveConfig(init->args); c.ok()) from_carriers = c->pos_embed_suffix();
+  }
   int reused = 0, reset = 0;
   for (auto& [name, t] : *weights) {
     for (const auto& [from_name, from] : init->state_dict) {
       if (from_name != name) continue;
       // pos_embed may come from another input size: the model resizes it.
-      if (name == "pos_embed" && from_carriers != carriers(config) && from.dim() == 3 &&
-          t.dim() == 3 && from.size(1) > from_carriers) {
-        const int64_t own = carriers(config);
+      if (name == "pos_embed" && from_carriers != own && from.dim() == 3 && t.dim() == 3 &&
+          from.size(1) > from_carriers) {
         t = torch::cat({from.narrow(1, 0, from.size(1) - from_carriers).to(t.scalar_type()),
                         t.narrow(1, t.size(1) - own, own)},
                        1);

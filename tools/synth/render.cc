@@ -99,8 +99,9 @@ struct LeafLayers {
   cv::Mat1b spots;
 };
 
+// `outside`: the traits outside `region`, which also shape the blade.
 LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits,
-                          const TraitVector& neutral, TraitRegion region, const Placement& at,
+                          const TraitVector& outside, TraitRegion region, const Placement& at,
                           int size, Rng& rng) {
   const Pose& pose = at.pose;
   LeafLayers layers{cv::Mat1b(size, size, uint8_t{0}), cv::Mat1b(size, size, uint8_t{0}),
@@ -124,12 +125,11 @@ LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits,
 
   // Spots cover a fixed share of the blade, so their size changes the
   // pattern but not the leaf's mean colour.
-  const TraitVector& shape_traits = region.Whole() ? traits : neutral;
   auto radius_of = [&](const TraitVector& t) {
     return TraitValue(t, Trait::kSpotRadius) * at.detail_px / pose.length;
   };
   auto draw_spot = [&](double u, double radius, Rng& r_rng) {
-    const double y = r_rng.Uniform(-1.0, 1.0) * BladeHalfWidth(shape_traits, u) * 0.92;
+    const double y = r_rng.Uniform(-1.0, 1.0) * BladeHalfWidth(outside, u) * 0.92;
     const double r = radius * r_rng.Uniform(0.8, 1.2) * pose.length;
     const cv::Point2d c = pose.ToPixel({u, y});
     cv::circle(layers.spots, cv::Point(cvRound(c.x * kOne), cvRound(c.y * kOne)),
@@ -145,7 +145,7 @@ LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits,
     // region draws from its own stream: the spots outside it are the same
     // for every cultivar.
     Rng inside = rng.Fork(1);
-    const double r_out = radius_of(neutral), r_in = radius_of(traits);
+    const double r_out = radius_of(outside), r_in = radius_of(traits);
     const int count = static_cast<int>(std::lround(kSpotCoverage * shape.area / (kPi * r_out * r_out)));
     for (int i = 0; i < count; ++i) {
       const double u = rng.Uniform(0.04, 0.96);
@@ -169,7 +169,7 @@ LeafLayers DrawLeafLayers(const LeafShape& shape, const TraitVector& traits,
 // Colours the leaf into `canvas`: a nuisance colour and shading, the
 // cultivar's surface network, lighter veins and darker spots.
 void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& traits,
-               const TraitVector& neutral, TraitRegion region, const Placement& at,
+               const TraitVector& outside, TraitRegion region, const Placement& at,
                double texture_contrast, double colour_jitter, Rng& rng) {
   const int s = canvas.rows;
   const Pose& pose = at.pose;
@@ -202,7 +202,7 @@ void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& t
     return Network{2 * kPi / period, 2 * kPi / (period * TraitValue(t, Trait::kTextureAnisotropy)),
                    std::cos(phi), std::sin(phi)};
   };
-  const Network inside = network_of(traits), outside = network_of(neutral);
+  const Network in_region = network_of(traits), out_of_region = network_of(outside);
 
   const cv::Rect box = cv::boundingRect(layers.blade);
   for (int y = box.y; y < box.br().y; ++y) {
@@ -213,7 +213,7 @@ void PaintLeaf(cv::Mat3f& canvas, const LeafLayers& layers, const TraitVector& t
     for (int x = box.x; x < box.br().x; ++x) {
       if (a[x] == 0) continue;
       const LeafPoint q = pose.ToLeaf(x, y);
-      const Network& n = region.Contains(q.x) ? inside : outside;
+      const Network& n = region.Contains(q.x) ? in_region : out_of_region;
       const double g1 = std::cos(n.k1 * (q.x * n.cos_phi + q.y * n.sin_phi) + 1.8 * warp1(y, x));
       const double g2 = std::cos(n.k2 * (q.y * n.cos_phi - q.x * n.sin_phi) + 1.8 * warp2(y, x));
       double crest = std::max(0.0, std::max(g1, g2));
@@ -239,21 +239,22 @@ cv::Mat3b Render(const TraitVector& cultivar, uint64_t image_seed, const RenderO
 
   const TraitVector traits = JitterTraits(cultivar, options.trait_jitter, trait_rng);
   const TraitRegion region{options.trait_region_start, options.trait_region_end};
-  TraitVector neutral = traits;
+  // Outside the region (and in the blade's shape): the neutral point, or
+  // the cultivar itself when the region is the whole blade.
+  TraitVector outside = traits;
   if (!region.Whole()) {
-    neutral.fill(0.5);
-    neutral = JitterTraits(neutral, options.trait_jitter, trait_rng);
+    outside.fill(0.5);
+    outside = JitterTraits(outside, options.trait_jitter, trait_rng);
   }
   const Placement at = Place(options, place_rng);
-  const LeafShape shape =
-      MakeLeafShape(region.Whole() ? traits : neutral, at.detail_px / at.pose.length, shape_rng);
+  const LeafShape shape = MakeLeafShape(outside, at.detail_px / at.pose.length, shape_rng);
   const LeafLayers layers =
-      DrawLeafLayers(shape, traits, neutral, region, at, options.size, layer_rng);
+      DrawLeafLayers(shape, traits, outside, region, at, options.size, layer_rng);
 
   cv::Mat3f canvas(options.size, options.size);
   internal::DrawBackground(canvas, background_rng, options);
   internal::DrawCastShadow(canvas, layers.blade, shadow_rng);
-  PaintLeaf(canvas, layers, traits, neutral, region, at, options.texture_contrast,
+  PaintLeaf(canvas, layers, traits, outside, region, at, options.texture_contrast,
             options.colour_jitter, surface_rng);
   if (occluder_rng.Bernoulli(options.occlusion_probability)) {
     internal::DrawOccluders(canvas, {at.pose.cx, at.pose.cy}, at.pose.length, occluder_rng);

@@ -86,7 +86,12 @@ int main(int argc, char** argv) {
       });
   app.add_option("--intra-op-threads", options.repository.intra_op_threads,
                  "LibTorch threads per batch worker when serving.json gives none "
-                 "(0: hardware threads)")
+                 "(0: hardware threads divided among a model's workers)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--blas-threads", options.blas_threads,
+                 "OpenBLAS threads, one count for the whole process (0: the fewest intra-op "
+                 "threads of any worker)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--preprocess-threads", options.pipeline.preprocess_threads,

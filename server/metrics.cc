@@ -83,6 +83,12 @@ absl::Status Metrics::RegisterFamilies() {
                         .Name("clca_queue_depth")
                         .Help("Requests waiting in the batch queue")
                         .Register(r);
+    blas_threads_ = &BuildGauge()
+                         .Name("clca_blas_threads")
+                         .Help("OpenBLAS threads of one matrix product, process-wide (0: "
+                               "LibTorch's BLAS is not OpenBLAS)")
+                         .Register(r)
+                         .Add({});
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("cannot register metrics: ", e.what()));
   }

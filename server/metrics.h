@@ -56,6 +56,9 @@ class Metrics {
   // Requests that named no loaded model.
   ModelMetrics* unknown_model() const { return unknown_; }
 
+  // OpenBLAS's thread count (0: the BLAS is not OpenBLAS).
+  void SetBlasThreads(int threads) { blas_threads_->Set(threads); }
+
  private:
   Metrics() = default;
   absl::Status RegisterFamilies();
@@ -73,6 +76,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* batch_size_ = nullptr;
   prometheus::Family<prometheus::Histogram>* keep_rate_ = nullptr;
   prometheus::Family<prometheus::Gauge>* queue_depth_ = nullptr;
+  prometheus::Gauge* blas_threads_ = nullptr;
 
   absl::Mutex mu_;
   std::map<std::pair<std::string, int64_t>, std::unique_ptr<ModelMetrics>> models_

@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
-#include <thread>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -81,10 +80,7 @@ absl::StatusOr<std::unique_ptr<ServableModel>> LoadServable(const std::string& n
   if (!labels.ok()) return labels.status();
   spec.labels = *std::move(labels);
   spec.serving = *std::move(serving);
-  spec.default_intra_op_threads =
-      options.intra_op_threads > 0
-          ? options.intra_op_threads
-          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  spec.default_intra_op_threads = options.intra_op_threads;
   ModelMetrics* model_metrics = metrics ? metrics->AddModel(name, version) : nullptr;
   absl::StatusOr<std::unique_ptr<ServableModel>> servable =
       ServableModel::Create(std::move(spec), model_metrics);

@@ -20,7 +20,7 @@ struct RepositoryOptions {
   // Passed to ModelOptions::device: "cpu", "cuda", "cuda:1".
   std::string device = "cpu";
   // LibTorch intra-op threads per worker when serving.json gives none;
-  // 0: the number of hardware threads.
+  // 0: the hardware threads divided among the model's workers.
   int intra_op_threads = 0;
   // Starting point of every serving.json.
   ServingConfig serving_defaults;

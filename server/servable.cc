@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include <ATen/Parallel.h>
@@ -55,14 +56,18 @@ absl::StatusOr<std::unique_ptr<ServableModel>> ServableModel::Create(Spec spec,
 
   BatchSchedulerOptions options = s.serving.batching;
   options.name = absl::StrCat(s.name, "/", s.version);
-  const int threads =
-      s.serving.intra_op_threads > 0 ? s.serving.intra_op_threads : s.default_intra_op_threads;
+  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = s.serving.intra_op_threads > 0 ? s.serving.intra_op_threads
+                      : s.default_intra_op_threads > 0
+                          ? s.default_intra_op_threads
+                          : std::max(1, hardware / std::max(1, options.num_workers));
+  servable->intra_op_threads_ = threads;
   BatchScheduler::Hooks hooks;
   hooks.worker_started = [self = servable.get(), threads] {
     // Initialise this thread's LibTorch pool before sizing it, or the lazy
     // initialisation would later reset it to the process-wide value.
     at::get_num_threads();
-    at::set_num_threads(std::max(1, threads));
+    at::set_num_threads(threads);
     self->WarmUp();
   };
   ModelMetrics* m = servable->metrics_;
@@ -133,6 +138,7 @@ v1::ModelInfo ServableModel::Info(const std::vector<int64_t>& versions, bool wit
   info.mutable_batching()->set_max_queue_delay_us(b.max_queue_delay.count());
   info.mutable_batching()->set_queue_capacity(b.queue_capacity);
   info.mutable_batching()->set_workers(b.num_workers);
+  info.mutable_batching()->set_intra_op_threads(intra_op_threads_);
   return info;
 }
 

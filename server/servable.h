@@ -32,8 +32,9 @@ class ServableModel {
     std::unique_ptr<ClcaModel> model;
     std::vector<std::string> labels;
     ServingConfig serving;
-    // LibTorch intra-op threads per worker when serving.json gives none.
-    int default_intra_op_threads = 1;
+    // LibTorch intra-op threads per worker when serving.json gives none;
+    // 0: the hardware threads shared among the workers.
+    int default_intra_op_threads = 0;
   };
 
   // Checks the keep-rate policy against the model and starts the workers.
@@ -54,6 +55,9 @@ class ServableModel {
   // Describes the model; `versions` lists every loaded version of it.
   v1::ModelInfo Info(const std::vector<int64_t>& versions, bool with_labels) const;
 
+  // LibTorch intra-op threads of each of its workers.
+  int intra_op_threads() const { return intra_op_threads_; }
+
   // Multiply-accumulates per image at keep rate 1, in billions.
   double gmacs_full() const { return full_cost_.gmacs(); }
 
@@ -67,6 +71,7 @@ class ServableModel {
   Spec spec_;
   ModelMetrics* metrics_;
   double default_keep_rate_ = 1.0;
+  int intra_op_threads_ = 1;
   Cost full_cost_;
   std::vector<std::pair<double, Cost>> standard_costs_;
   std::unique_ptr<BatchScheduler> scheduler_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "models/threads.h"
 
 namespace clca::server {
 namespace {
@@ -34,6 +36,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       ModelRepository::Load(options.model_repository, options.repository, server->metrics_.get());
   if (!repository.ok()) return repository.status();
   server->repository_ = *std::move(repository);
+  if (options.repository.device == "cpu") {
+    int blas_threads = options.blas_threads;
+    if (blas_threads <= 0) {
+      blas_threads = std::numeric_limits<int>::max();
+      for (const ServableModel* model : server->repository_->All()) {
+        blas_threads = std::min(blas_threads, model->intra_op_threads());
+      }
+    }
+    SetBlasThreads(blas_threads);
+  }
+  server->metrics_->SetBlasThreads(BlasThreads());
   server->pipeline_ = std::make_unique<ClassifyPipeline>(
       server->repository_.get(), server->metrics_.get(), options.pipeline);
   server->service_ =
@@ -58,8 +71,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::UnavailableError(absl::StrCat("cannot serve gRPC on ", address));
   }
   SetServing(server->grpc_server_.get(), true);
-  spdlog::info("event=serving grpc_port={} metrics_port={} models={}", server->port_,
-               server->metrics_port_, server->repository_->All().size());
+  spdlog::info("event=serving grpc_port={} metrics_port={} models={} blas_threads={}",
+               server->port_, server->metrics_port_, server->repository_->All().size(),
+               BlasThreads());
   return server;
 }
 

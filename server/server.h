@@ -26,6 +26,10 @@ struct ServerOptions {
   int metrics_port = 8080;
   RepositoryOptions repository;
   PipelineOptions pipeline;
+  // OpenBLAS's threads, one count for the whole process (see
+  // models/threads.h); 0: the fewest intra-op threads of any worker, so that
+  // single-threaded workers compute their matrix products side by side.
+  int blas_threads = 0;
 };
 
 class Server {

@@ -36,21 +36,29 @@ echo "== The demo model in process, batch 1 and 8, keep rates 1.0 and 0.1"
 DEMO=deploy/model-repository/clca-demo/1
 "$CLCA" bench --config "$DEMO/model.json" --batch 1,8 --keep-rates 1.0,0.1 --dtype fp32 \
   --threads "$THREADS" --repeats 10 --min-seconds 2 --json | tee "$OUT/bench-demo.json"
+echo "== The same, $THREADS single-threaded streams side by side"
+"$CLCA" bench --config "$DEMO/model.json" --batch 1,8 --keep-rates 1.0,0.1 --dtype fp32 \
+  --streams "$THREADS" --threads 1 --repeats 10 --min-seconds 2 --json \
+  | tee "$OUT/bench-demo-streams.json"
 
 echo "== clca-server + clca-client perf on the demo model"
-for delay in 0 2000; do
-  repo="$OUT/repo-delay-$delay"
-  demo_repository "$repo" "$delay"
-  start_server "$OUT/server-delay-$delay.log" --model-repository "$repo" \
-    --intra-op-threads "$THREADS"
+# max_queue_delay_us, workers and intra-op threads of each: one worker on
+# every core, with and without a queue delay, and one single-threaded worker
+# per core.
+for setting in "0 1 $THREADS" "2000 1 $THREADS" "0 $THREADS 1"; do
+  read -r delay workers threads <<<"$setting"
+  name="delay-$delay-${workers}x$threads"
+  repo="$OUT/repo-$name"
+  demo_repository "$repo" "$delay" "$workers" "$threads"
+  start_server "$OUT/server-$name.log" --model-repository "$repo"
   for kr in 1.0 0.1; do
     "$BUILD/client/clca-client" perf --server "$address" --model clca-demo \
-      --image deploy/samples/leaf_300x300.png --keep-rates "$kr" --concurrency 1,4,16 \
-      --window-ms 2000 --max-windows 5 --json --quiet | tee "$OUT/perf-delay-$delay-kr$kr.json"
+      --image deploy/samples/leaf_300x300.png --keep-rates "$kr" --concurrency 1,4,16,32 \
+      --window-ms 2000 --max-windows 5 --json --quiet | tee "$OUT/perf-$name-kr$kr.json"
     # Raw pixels of the input size: the server without decoding and resizing.
     "$BUILD/client/clca-client" perf --server "$address" --model clca-demo --raw-input \
-      --keep-rates "$kr" --concurrency 1,4,16 --window-ms 2000 --max-windows 5 --json --quiet \
-      | tee "$OUT/perf-raw-delay-$delay-kr$kr.json"
+      --keep-rates "$kr" --concurrency 1,4,16,32 --window-ms 2000 --max-windows 5 --json \
+      --quiet | tee "$OUT/perf-raw-$name-kr$kr.json"
   done
   kill -TERM "$server"
   wait "$server" || true

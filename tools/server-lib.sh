@@ -21,14 +21,19 @@ start_server() {
   return 1
 }
 
-# demo_repository DIR DELAY_US: a model repository in DIR holding the bundled
-# demo model with max_batch_size 8, one worker and max_queue_delay_us DELAY_US.
+# demo_repository DIR DELAY_US [WORKERS THREADS]: a model repository in DIR
+# holding the bundled demo model with max_batch_size 8, max_queue_delay_us
+# DELAY_US, and WORKERS batch workers (default 1) of THREADS intra-op threads
+# each (default: the cores shared among them).
 demo_repository() {
   local demo=deploy/model-repository/clca-demo/1
+  local workers=${3:-1}
+  local threads=${4:-$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 ))}
   rm -rf "$1" && mkdir -p "$1/clca-demo/1"
   cp "$demo"/model.pth "$demo"/model.json "$demo"/labels.txt "$1/clca-demo/1/"
   cat >"$1/clca-demo/1/serving.json" <<JSON
-{"max_batch_size": 8, "max_queue_delay_us": $2, "queue_capacity": 256, "workers": 1,
+{"max_batch_size": 8, "max_queue_delay_us": $2, "queue_capacity": 256,
+ "workers": $workers, "intra_op_threads": $threads,
  "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "float32"}
 JSON
 }

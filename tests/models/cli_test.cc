@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "models/threads.h"
 #include "tests/models/test_util.h"
 
 namespace clca {
@@ -126,6 +127,26 @@ TEST(CliTest, BenchTimesEveryPoint) {
     EXPECT_GT(r["gmacs"].get<double>(), 0);
   }
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --dtype fp8").code, 0);
+}
+
+TEST(CliTest, BenchRunsStreamsSideBySide) {
+  Output o = Clca("bench --model evit_vit_tiny_patch16_224 --embed-dim 48 --input-size 64 "
+                  "--keep-rates 0.5 --batch 2 --streams 2 --threads 1 --repeats 3 --warmup 1 "
+                  "--min-seconds 0 --json");
+  ASSERT_EQ(o.code, 0);
+  nlohmann::json j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["streams"], 2);
+  EXPECT_EQ(j["threads"], 1);
+  // Each stream's matrix products stay on its own thread.
+  if (BlasThreads() > 0) {
+    EXPECT_EQ(j["blas_threads"], 1);
+  }
+  ASSERT_EQ(j["results"].size(), 1u);
+  const auto& r = j["results"][0];
+  EXPECT_GT(r["images_per_s"].get<double>(), 0);
+  EXPECT_NEAR(r["images_per_s"].get<double>() * r["ms_per_image"].get<double>(), 1000, 1e-6);
+  EXPECT_LE(r["ms_per_image_min"].get<double>(), r["ms_per_image"].get<double>());
+  EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --streams 0").code, 0);
 }
 
 TEST(CliTest, PreprocessWritesALoadableTensor) {

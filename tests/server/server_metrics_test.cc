@@ -1,10 +1,12 @@
 // /metrics scraped over plain HTTP: every family is exposed and the counters
 // move as requests are answered.
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "models/threads.h"
 #include "tests/server/server_harness.h"
 
 namespace clca::testing {
@@ -23,7 +25,7 @@ TEST(MetricsTest, FamiliesAreExposed) {
         "# TYPE clca_request_latency_seconds histogram", "# TYPE clca_queue_seconds histogram",
         "# TYPE clca_preprocess_seconds histogram", "# TYPE clca_compute_seconds histogram",
         "# TYPE clca_batch_size histogram", "# TYPE clca_keep_rate histogram",
-        "# TYPE clca_queue_depth gauge"}) {
+        "# TYPE clca_queue_depth gauge", "# TYPE clca_blas_threads gauge"}) {
     EXPECT_THAT(text, HasSubstr(family));
   }
   EXPECT_THAT(text, HasSubstr(R"(clca_requests_total{code="OK",model="leafnet",version="1"} 0)"));
@@ -75,6 +77,33 @@ TEST(MetricsTest, CountersMoveWithRequests) {
   EXPECT_NEAR(MetricValue(text, "clca_keep_rate_sum", model), 0.5 * batches, 1e-9);
   EXPECT_EQ(MetricValue(text, "clca_queue_depth", model), 0);
   EXPECT_GT(MetricValue(text, "clca_request_latency_seconds_sum", model), 0);
+}
+
+// OpenBLAS keeps one thread count per process: the server sets it to the
+// fewest intra-op threads of any worker unless --blas-threads says otherwise.
+TEST(MetricsTest, BlasThreadsFollowTheWorkers) {
+  if (BlasThreads() == 0) GTEST_SKIP() << "LibTorch's BLAS is not OpenBLAS";
+  struct Case {
+    std::string serving_json;
+    std::vector<std::string> args;
+    int workers, intra_op_threads, blas_threads;
+  };
+  const Case cases[] = {
+      {R"({"workers": 2, "intra_op_threads": 1})", {}, 2, 1, 1},
+      {R"({"workers": 1, "intra_op_threads": 2})", {}, 1, 2, 2},
+      {R"({"workers": 1, "intra_op_threads": 2})", {"--blas-threads", "3"}, 1, 2, 3},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.serving_json);
+    TestRepository repository(c.serving_json);
+    ServerProcess server;
+    ASSERT_TRUE(server.Start(repository.path(), c.args));
+    auto info = server.NewClient()->GetModel(kTestModel);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->batching().workers(), c.workers);
+    EXPECT_EQ(info->batching().intra_op_threads(), c.intra_op_threads);
+    EXPECT_EQ(MetricValue(Metrics(server), "clca_blas_threads"), c.blas_threads);
+  }
 }
 
 }  // namespace

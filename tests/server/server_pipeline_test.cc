@@ -1,6 +1,8 @@
 // The request pipeline and a servable in-process, on the test model: the
 // refusal while draining and a model failure becoming INTERNAL.
+#include <algorithm>
 #include <string>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -98,6 +100,23 @@ TEST_F(PipelineTest, ModelFailureIsInternalForEveryTaskOfTheBatch) {
   ASSERT_TRUE((*servable)->scheduler()->Schedule(&task).ok());
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+}
+
+// Without intra_op_threads in serving.json or on the command line, a model's
+// workers share the hardware threads.
+TEST(ServableThreadsTest, WorkersShareTheHardwareThreadsByDefault) {
+  auto metrics = Metrics::Create();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int workers : {1, 2, 64}) {
+    SCOPED_TRACE(workers);
+    TestRepository repository("{\"workers\": " + std::to_string(workers) + "}");
+    auto loaded = ModelRepository::Load(repository.path(), RepositoryOptions(), metrics->get());
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    auto servable = (*loaded)->Find(kTestModel, std::nullopt);
+    ASSERT_TRUE(servable.ok());
+    EXPECT_EQ((*servable)->intra_op_threads(), std::max(1, hardware / workers));
+  }
 }
 
 }  // namespace

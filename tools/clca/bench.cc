@@ -1,8 +1,10 @@
 // clca bench: in-process timing of a configuration over keep rates, batch
 // sizes and precisions, next to the GEMM throughput of this machine.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "models/cost.h"
 #include "models/model.h"
+#include "models/threads.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
 
@@ -24,7 +27,7 @@ struct BenchArgs {
   std::vector<double> keep_rates = {0.1, 0.25, 0.5, 0.7, 1.0};
   std::vector<int> batches = {1, 8};
   std::vector<std::string> dtypes = {"fp32"};
-  int threads = 0, warmup = 2, repeats = 5;
+  int threads = 0, streams = 1, warmup = 2, repeats = 5;
   double min_seconds = 0.5;
   int64_t attention_group_bytes = ModelOptions{}.attention_group_bytes;
   bool json = false;
@@ -52,6 +55,55 @@ Timing Measure(F&& call, int warmup, int repeats, double min_seconds) {
   return {t[t.size() / 2], t.front(), t.back()};
 }
 
+// Throughput of `streams` threads calling `call(stream)` side by side, each
+// on its own `threads` intra-op threads, as a server's batch workers do: every
+// stream makes `warmup` calls, then all run until each has made `repeats`
+// calls and `min_seconds` have passed. median/min/max: seconds per call of
+// one stream, divided by `streams` (the time the machine spends per call).
+template <typename F>
+Timing MeasureStreams(F&& call, int streams, int threads, int warmup, int repeats,
+                      double min_seconds) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::vector<double>> times(streams);
+  Clock::time_point begin;
+  std::vector<std::thread> workers;
+  for (int s = 0; s < streams; ++s) {
+    workers.emplace_back([&, s] {
+      if (threads > 0) {
+        at::get_num_threads();
+        at::set_num_threads(threads);
+      }
+      c10::InferenceMode guard;
+      for (int i = 0; i < warmup; ++i) call(s);
+      ++ready;
+      while (!go.load()) std::this_thread::yield();
+      while (static_cast<int>(times[s].size()) < repeats ||
+             std::chrono::duration<double>(Clock::now() - begin).count() < min_seconds) {
+        const auto start = Clock::now();
+        call(s);
+        times[s].push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        if (times[s].size() >= 200) break;
+      }
+    });
+  }
+  while (ready.load() < streams) std::this_thread::yield();
+  begin = Clock::now();
+  go = true;
+  for (std::thread& w : workers) w.join();
+  const double wall = std::chrono::duration<double>(Clock::now() - begin).count();
+  std::vector<double> all;
+  size_t calls = 0;
+  for (const auto& t : times) {
+    calls += t.size();
+    for (double x : t) all.push_back(x / streams);
+  }
+  std::sort(all.begin(), all.end());
+  // The median is the wall time per call: streams overlap, so their own call
+  // times divided by `streams` understate it when they slow each other.
+  return {wall / static_cast<double>(calls), all.front(), all.back()};
+}
+
 absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& d, Precision* p) {
   if (d == "fp32") { *p = Precision::kFloat32; return torch::kFloat32; }
   if (d == "bf16") { *p = Precision::kBFloat16; return torch::kBFloat16; }
@@ -74,13 +126,26 @@ double GemmGflops(int64_t rows, int64_t dim, int64_t hidden, torch::ScalarType d
 int Bench(const BenchArgs& a) {
   auto config = ResolveConfigFlags(a.config);
   if (!config.ok()) return Fail(config.status());
-  if (a.threads > 0) torch::set_num_threads(a.threads);
+  if (a.streams < 1) return Fail(absl::InvalidArgumentError("--streams must be at least 1"));
+  // Several streams compute side by side: each matrix product stays on its
+  // stream's own threads.
+  // Unless given, streams share the cores.
+  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads =
+      a.threads > 0 || a.streams == 1 ? a.threads : std::max(1, hardware / a.streams);
+  if (a.streams > 1) {
+    SetBlasThreads(threads);
+  } else {
+    SetComputeThreads(threads);
+  }
 
   nlohmann::json results = nlohmann::json::array();
   nlohmann::json gemm = nlohmann::json::object();
   std::string text = absl::StrFormat(
-      "%s @%d, %d threads\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
-      config->input_size, torch::get_num_threads(), "dtype", "batch", "kr", "ms/image",
+      "%s @%d, %d thread%s%s\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
+      config->input_size, a.streams > 1 ? threads : torch::get_num_threads(),
+      (a.streams > 1 ? threads : torch::get_num_threads()) == 1 ? "" : "s",
+      a.streams > 1 ? absl::StrFormat(" x %d streams", a.streams) : "", "dtype", "batch", "kr", "ms/image",
       "images/s", "GMACs", "GFLOP/s", "of GEMM", "spread");
   const int64_t hidden = static_cast<int64_t>(config->embed_dim * config->mlp_ratio);
   for (const std::string& d : a.dtypes) {
@@ -92,25 +157,37 @@ int Bench(const BenchArgs& a) {
     options.attention_group_bytes = a.attention_group_bytes;
     auto model = ClcaModel::CreateRandom(*config, 0, options);
     if (!model.ok()) return Fail(model.status());
-    const double gemm_gflops = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim, hidden,
-                                          *dtype, options.device, a);
+    // With several streams the bound is one stream's product times their
+    // number: each stream has its own cores.
+    const double one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim,
+                                         hidden, *dtype, options.device, a);
+    const double gemm_gflops = one_stream * a.streams;
     gemm[d] = gemm_gflops;
-    absl::StrAppendFormat(&text, "GEMM %s [%d x %d] x [%d x %d]: %.1f GFLOP/s\n", d,
+    absl::StrAppendFormat(&text, "GEMM %s [%d x %d] x [%d x %d]: %.1f GFLOP/s", d,
                           8 * (config->num_patches() + 1), config->embed_dim, config->embed_dim,
-                          hidden, gemm_gflops);
+                          hidden, one_stream);
+    if (a.streams > 1) absl::StrAppendFormat(&text, " x %d streams", a.streams);
+    text += "\n";
     for (int batch : a.batches) {
-      torch::Tensor images = torch::randn({batch, 3, config->input_size, config->input_size});
+      std::vector<torch::Tensor> images;
+      for (int s = 0; s < a.streams; ++s) {
+        images.push_back(torch::randn({batch, 3, config->input_size, config->input_size}));
+      }
       for (double kr : a.keep_rates) {
         auto cost = EstimateCost(*config, kr);
         if (!cost.ok()) return Fail(cost.status());
-        absl::Status error;
-        Timing t = Measure(
-            [&] {
-              auto r = (*model)->Forward(images, kr);
-              if (!r.ok()) error = r.status();
-            },
-            a.warmup, a.repeats, a.min_seconds);
-        if (!error.ok()) return Fail(error);
+        std::vector<absl::Status> errors(a.streams);
+        auto forward = [&](int s) {
+          auto r = (*model)->Forward(images[s], kr);
+          if (!r.ok()) errors[s] = r.status();
+        };
+        Timing t = a.streams == 1
+                       ? Measure([&] { forward(0); }, a.warmup, a.repeats, a.min_seconds)
+                       : MeasureStreams(forward, a.streams, threads, a.warmup, a.repeats,
+                                        a.min_seconds);
+        for (const absl::Status& error : errors) {
+          if (!error.ok()) return Fail(error);
+        }
         const double per_image = t.median / batch;
         const double gflops = 2 * cost->macs / per_image * 1e-9;
         results.push_back({{"keep_rate", kr}, {"batch", batch}, {"dtype", d},
@@ -126,7 +203,8 @@ int Bench(const BenchArgs& a) {
     }
   }
   nlohmann::json out = {{"model", config->model}, {"input_size", config->input_size},
-                        {"threads", torch::get_num_threads()},
+                        {"threads", a.streams > 1 ? threads : torch::get_num_threads()},
+                        {"streams", a.streams}, {"blas_threads", BlasThreads()},
                         {"attention_group_bytes", a.attention_group_bytes},
                         {"gemm_gflops", gemm.size() == 1 ? gemm.begin().value() : gemm},
                         {"gemm_gflops_by_dtype", gemm}, {"results", results}};
@@ -143,7 +221,14 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--keep-rates", a->keep_rates, "keep rates")->delimiter(',');
   cmd->add_option("--batch", a->batches, "batch sizes")->delimiter(',');
   cmd->add_option("--dtype", a->dtypes, "fp32, bf16, fp16")->delimiter(',');
-  cmd->add_option("--threads", a->threads, "intra-op threads (default: LibTorch's)");
+  cmd->add_option("--threads", a->threads,
+                  "intra-op and BLAS threads of each stream (default: the libraries' own, or "
+                  "the cores shared among --streams)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--streams", a->streams,
+                  "batches computed side by side, each on its own --threads threads (default "
+                  "1), as by a server's batch workers; images/s counts them all")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", a->warmup, "untimed calls first");
   cmd->add_option("--repeats", a->repeats, "timed calls at least");
   cmd->add_option("--min-seconds", a->min_seconds, "time each point at least this long");

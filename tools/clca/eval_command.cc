@@ -29,6 +29,7 @@
 #include "tools/data/dataset.h"
 #ifdef CLCA_HAVE_PREPROCESS
 #include "models/preprocess.h"
+#include "models/threads.h"
 #endif
 
 namespace clca::tool {
@@ -282,7 +283,7 @@ int Eval(const EvalArgs& a) {
   }
   const int threads = a.threads > 0 ? a.threads : HardwareThreads();
   const int loader_threads = a.loader_threads > 0 ? a.loader_threads : HardwareThreads();
-  torch::set_num_threads(threads);
+  SetComputeThreads(threads);
   if (!a.quiet) {
     std::cerr << absl::StrFormat("clca eval: %s (%s, %s): %d images, %d classes\n", dataset->root,
                                  data::LayoutName(dataset->layout), dataset->split,
@@ -401,7 +402,7 @@ void AddEvalCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--keep-rates", a->keep_rates, "comma-separated keep rates in (0, 1]")
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "images per forward pass")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "LibTorch intra-op threads (0: hardware concurrency)")
+  cmd->add_option("--threads", a->threads, "LibTorch intra-op and BLAS threads (0: hardware concurrency)")
       ->capture_default_str();
   cmd->add_option("--loader-threads", a->loader_threads,
                   "threads decoding and preprocessing images (0: hardware concurrency)")

@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "models/checkpoint.h"
 #include "models/model.h"
+#include "models/threads.h"
 #include "models/train.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
@@ -194,7 +195,7 @@ int Train(TrainArgs a) {
   auto config = ResolveConfig(*given, start_args.is_object() ? &start_args : nullptr);
   if (!config.ok()) return Fail(config.status());
   if (a.recipe.keep_rates.empty()) a.recipe.keep_rates = {config->keep_rate};
-  if (a.threads > 0) torch::set_num_threads(a.threads);
+  SetComputeThreads(a.threads);
 
   absl::StatusOr<StateDict> weights =
       a.resume ? absl::StatusOr<StateDict>(start->state_dict)
@@ -370,7 +371,7 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
       ->delimiter(',');
   cmd->add_option("--batch", a->batch)->capture_default_str();
   cmd->add_option("--seed", a->seed)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "LibTorch threads (0: LibTorch's default)")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "LibTorch and BLAS threads (0: their defaults)")->capture_default_str();
   cmd->add_option("--loader-threads", a->loader_threads)->capture_default_str();
   cmd->add_option("--max-minutes", a->max_minutes,
                   "stop after this many minutes (resumable; 0: no limit)")->capture_default_str();

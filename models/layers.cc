@@ -1,6 +1,23 @@
 #include "models/layers.h"
 
+#include "models/onednn.h"
+
 namespace clca {
+
+torch::Tensor LinearWeights::operator()(const torch::Tensor& x) const {
+  if (onednn && !torch::GradMode::is_enabled() && x.scalar_type() == torch::kFloat32 &&
+      x.device().is_cpu()) {
+    return onednn::Linear(x, weight, bias);
+  }
+  return at::linear(x, weight, bias);
+}
+
+bool LinearWeights::PrepareOneDnn() {
+  onednn = onednn::Available() && weight.defined() && weight.scalar_type() == torch::kFloat32 &&
+           weight.device().is_cpu() && weight.is_contiguous() &&
+           (!bias.defined() || bias.scalar_type() == torch::kFloat32);
+  return onednn;
+}
 
 void LinearWeights::Load(WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                          bool with_bias) {

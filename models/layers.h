@@ -13,8 +13,15 @@ namespace clca {
 struct LinearWeights {
   torch::Tensor weight;  // [out, in]
   torch::Tensor bias;    // [out] or undefined
-  torch::Tensor operator()(const torch::Tensor& x) const { return at::linear(x, weight, bias); }
+  // Calls without gradients compute with oneDNN (set by PrepareOneDnn).
+  bool onednn = false;
+  torch::Tensor operator()(const torch::Tensor& x) const;
   void Load(WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
+  // Float32 weights on the CPU in a process that has oneDNN's sgemm: later
+  // calls without gradients compute with it (models/onednn.h), which has
+  // AVX-512 kernels where Debian's OpenBLAS may use AVX2 ones. Returns whether
+  // they will.
+  bool PrepareOneDnn();
 };
 
 struct LayerNormWeights {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "models/layers.h"
+#include "models/onednn.h"
 #include "models/reduction.h"
 #include "models/weights.h"
 
@@ -281,6 +282,11 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
     }
   }
   if (reducer) reducer->MoveTo(device, dtype);
+  if (options.onednn_linear && !options.trainable) {
+    for (BlockWeights& b : blocks) {
+      for (LinearWeights* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) l->PrepareOneDnn();
+    }
+  }
   if (options.trainable) {
     // Moving was a no-op (the weights already are float32 on the device), so
     // these are the very tensors the forward pass uses.
@@ -296,10 +302,9 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
                                   Tensor* selected) const {
   const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2);
   const int64_t heads = config.num_heads, head_dim = dim / heads;
-  Tensor qkv = b.qkv(x).reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  Tensor projected = b.qkv(x);
+  Tensor qkv = projected.reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   Tensor k = qkv[1];
-  Tensor v = qkv[2];
   // Added to every query's scores [B, N]: proportional attention (a merged
   // token counts as many) and padding (invisible to every query).
   Tensor bias;
@@ -307,11 +312,23 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
     bias = tokens.size.log().reshape({batch, length});
   }
   if (tokens.mask.defined()) {
-    Tensor hidden = torch::zeros({batch, length}, q.options())
+    Tensor hidden = torch::zeros({batch, length}, x.options())
                         .masked_fill(tokens.mask.logical_not(), -std::numeric_limits<float>::infinity());
     bias = bias.defined() ? bias + hidden : hidden;
   }
-  if (!select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled()) {
+  const bool cpu_inference =
+      !select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled();
+  if (cpu_inference && b.qkv.onednn && x.scalar_type() == torch::kFloat32) {
+    const bool want_cls = summary && reducer->needs_cls_attention();
+    Tensor cls_rows;
+    Tensor out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
+    if (want_cls) summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1);
+    if (summary && reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+    return b.proj(out);
+  }
+  Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  Tensor v = qkv[2];
+  if (cpu_inference) {
     const bool want_cls = summary && reducer->needs_cls_attention();
     Tensor cls_rows;
     Tensor out = ChunkedAttention(q, k, v, bias, options.attention_group_bytes, want_cls ? &cls_rows : nullptr);

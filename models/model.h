@@ -40,6 +40,10 @@ struct ModelOptions {
   // whose scores take at most this many bytes (at least one pair per group),
   // so the probabilities stay in cache. 0: all pairs at once.
   int64_t attention_group_bytes = int64_t{4} << 20;
+  // Float32 inference on the CPU computes the blocks' linear layers with
+  // oneDNN when LibTorch has it (see LinearWeights::PrepareOneDnn); false:
+  // with LibTorch's BLAS.
+  bool onednn_linear = true;
 };
 
 // What a training forward pass gives.

@@ -1,4 +1,5 @@
-// Helpers for tests that use the reference parity vectors in tests/data/parity.
+// Helpers of the model tests: the reference parity vectors in
+// tests/data/parity, and a small configuration.
 #pragma once
 
 #include <filesystem>
@@ -7,10 +8,31 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "models/config.h"
+
 namespace clca::testing {
+
+// A small model of `method` (with the CLCA cache and head when `clca`).
+inline ModelConfig SmallConfig(const std::string& method, bool clca) {
+  nlohmann::json given = {{"model", method + "_vit_tiny_patch16_224"},
+                          {"embed_dim", 32},
+                          {"depth", 5},
+                          {"num_heads", 2},
+                          {"input_size", 64},
+                          {"num_classes", 4},
+                          {"reduction_loc", {1, 2}},
+                          {"keep_rate", 0.5},
+                          {"ifa_head", clca},
+                          {"clc", clca},
+                          {"num_clr", clca ? 1 : 0}};
+  auto config = ResolveConfig(given);
+  EXPECT_TRUE(config.ok()) << config.status();
+  return *config;
+}
 
 inline std::string ParityDir() { return std::string(CLCA_TEST_DATA) + "/parity"; }
 

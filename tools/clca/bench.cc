@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "models/cost.h"
+#include "models/layers.h"
 #include "models/model.h"
 #include "models/threads.h"
 #include "tools/clca/commands.h"
@@ -30,6 +31,7 @@ struct BenchArgs {
   int threads = 0, streams = 1, warmup = 2, repeats = 5;
   double min_seconds = 0.5;
   int64_t attention_group_bytes = ModelOptions{}.attention_group_bytes;
+  std::string linear = "onednn";
   bool json = false;
 };
 
@@ -112,15 +114,30 @@ absl::StatusOr<torch::ScalarType> ParseDtype(const std::string& d, Precision* p)
 }
 
 // GFLOP/s of one matrix product with the model's MLP shape (tokens x C times
-// C x 4C), the bound every figure is compared with.
-double GemmGflops(int64_t rows, int64_t dim, int64_t hidden, torch::ScalarType dtype,
-                  const std::string& device, const BenchArgs& a) {
+// C x 4C): with LibTorch's BLAS, and with oneDNN (0 where the model would not
+// use it). The faster is the bound every figure is compared with.
+struct Gemm {
+  double blas = 0, onednn = 0;
+  double best() const { return std::max(blas, onednn); }
+};
+
+Gemm GemmGflops(int64_t rows, int64_t dim, int64_t hidden, torch::ScalarType dtype,
+                const std::string& device, const BenchArgs& a) {
   auto options = torch::TensorOptions().dtype(dtype).device(device);
+  LinearWeights linear;
+  linear.weight = torch::randn({hidden, dim}, options);
+  linear.bias = torch::randn({hidden}, options);
   torch::Tensor x = torch::randn({rows, dim}, options);
-  torch::Tensor w = torch::randn({hidden, dim}, options);
   c10::InferenceMode guard;
-  Timing t = Measure([&] { at::linear(x, w); }, a.warmup, a.repeats, a.min_seconds);
-  return 2.0 * rows * dim * hidden / t.median * 1e-9;
+  const double flop = 2.0 * rows * dim * hidden;
+  Gemm gemm;
+  gemm.blas = flop / Measure([&] { at::linear(x, linear.weight, linear.bias); }, a.warmup,
+                             a.repeats, a.min_seconds).median * 1e-9;
+  if (linear.PrepareOneDnn()) {
+    gemm.onednn = flop / Measure([&] { linear(x); }, a.warmup, a.repeats, a.min_seconds).median *
+                  1e-9;
+  }
+  return gemm;
 }
 
 int Bench(const BenchArgs& a) {
@@ -141,6 +158,8 @@ int Bench(const BenchArgs& a) {
 
   nlohmann::json results = nlohmann::json::array();
   nlohmann::json gemm = nlohmann::json::object();
+  nlohmann::json gemm_blas = nlohmann::json::object();
+  nlohmann::json gemm_onednn = nlohmann::json::object();
   std::string text = absl::StrFormat(
       "%s @%d, %d thread%s%s\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
       config->input_size, a.streams > 1 ? threads : torch::get_num_threads(),
@@ -155,18 +174,22 @@ int Bench(const BenchArgs& a) {
     ModelOptions options;
     options.precision = precision;
     options.attention_group_bytes = a.attention_group_bytes;
+    options.onednn_linear = a.linear == "onednn";
     auto model = ClcaModel::CreateRandom(*config, 0, options);
     if (!model.ok()) return Fail(model.status());
     // With several streams the bound is one stream's product times their
     // number: each stream has its own cores.
-    const double one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim,
-                                         hidden, *dtype, options.device, a);
-    const double gemm_gflops = one_stream * a.streams;
+    const Gemm one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim,
+                                       hidden, *dtype, options.device, a);
+    const double gemm_gflops = one_stream.best() * a.streams;
     gemm[d] = gemm_gflops;
-    absl::StrAppendFormat(&text, "GEMM %s [%d x %d] x [%d x %d]: %.1f GFLOP/s", d,
+    gemm_blas[d] = one_stream.blas * a.streams;
+    gemm_onednn[d] = one_stream.onednn * a.streams;
+    absl::StrAppendFormat(&text, "GEMM %s [%d x %d] x [%d x %d]: %.1f GFLOP/s BLAS", d,
                           8 * (config->num_patches() + 1), config->embed_dim, config->embed_dim,
-                          hidden, one_stream);
-    if (a.streams > 1) absl::StrAppendFormat(&text, " x %d streams", a.streams);
+                          hidden, one_stream.blas);
+    if (one_stream.onednn > 0) absl::StrAppendFormat(&text, ", %.1f oneDNN", one_stream.onednn);
+    if (a.streams > 1) absl::StrAppendFormat(&text, ", x %d streams", a.streams);
     text += "\n";
     for (int batch : a.batches) {
       std::vector<torch::Tensor> images;
@@ -207,7 +230,9 @@ int Bench(const BenchArgs& a) {
                         {"streams", a.streams}, {"blas_threads", BlasThreads()},
                         {"attention_group_bytes", a.attention_group_bytes},
                         {"gemm_gflops", gemm.size() == 1 ? gemm.begin().value() : gemm},
-                        {"gemm_gflops_by_dtype", gemm}, {"results", results}};
+                        {"gemm_gflops_by_dtype", gemm}, {"gemm_gflops_blas", gemm_blas},
+                        {"gemm_gflops_onednn", gemm_onednn}, {"linear", a.linear},
+                        {"results", results}};
   auto s = WriteOutput("", a.json ? out.dump(1) + "\n" : text);
   return s.ok() ? 0 : Fail(s);
 }
@@ -236,6 +261,10 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
                   "CPU attention in groups of (image, head) pairs whose scores take at most "
                   "this many bytes (0: all pairs at once)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--linear", a->linear,
+                  "float32 linear layers on the CPU: onednn (when LibTorch has it) or blas")
+      ->check(CLI::IsMember({"onednn", "blas"}))
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a, exit_code] { *exit_code = Bench(*a); });

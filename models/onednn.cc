@@ -1,0 +1,95 @@
+#include "models/onednn.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+
+namespace clca::onednn {
+namespace {
+
+// dnnl_sgemm's signature (oneDNN 1.x to 3.x): the status is 0 on success.
+using SgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                        const float*, int64_t, float, float*, int64_t);
+
+SgemmFn Find() {
+  static const SgemmFn fn = reinterpret_cast<SgemmFn>(dlsym(RTLD_DEFAULT, "dnnl_sgemm"));
+  return fn;
+}
+
+}  // namespace
+
+bool Available() { return Find() != nullptr; }
+
+void Sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const SgemmFn fn = Find();
+  if (fn == nullptr) throw std::runtime_error("oneDNN's dnnl_sgemm is not in this process");
+  const int status = fn(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (status != 0) {
+    throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
+  }
+}
+
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias) {
+  const int64_t in = weight.size(1), out = weight.size(0);
+  TORCH_CHECK(x.size(-1) == in, "linear: input has ", x.size(-1), " features, weight ", in);
+  const torch::Tensor rows = x.reshape({-1, in}).contiguous();
+  const torch::Tensor w = weight.contiguous();
+  const int64_t m = rows.size(0);
+  torch::Tensor y = bias.defined() ? bias.expand({m, out}).contiguous()
+                                   : torch::empty({m, out}, x.options());
+  Sgemm('N', 'T', m, out, in, 1.0f, rows.data_ptr<float>(), in, w.data_ptr<float>(), in,
+        bias.defined() ? 1.0f : 0.0f, y.data_ptr<float>(), out);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out;
+  return y.view(shape);
+}
+
+torch::Tensor Attention(const torch::Tensor& qkv_in, int64_t heads, const torch::Tensor& bias_in,
+                        torch::Tensor* cls_rows) {
+  const torch::Tensor qkv = qkv_in.contiguous();
+  const int64_t batch = qkv.size(0), length = qkv.size(1), dim = qkv.size(2) / 3;
+  const int64_t head_dim = dim / heads, pairs = batch * heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const torch::Tensor bias = bias_in.defined() ? bias_in.contiguous() : bias_in;
+  torch::Tensor out = torch::empty({batch, length, dim}, qkv.options());
+  if (cls_rows) *cls_rows = torch::empty({batch, heads, length}, qkv.options());
+  const float* base = qkv.data_ptr<float>();
+  float* out_base = out.data_ptr<float>();
+  float* cls_base = cls_rows ? cls_rows->data_ptr<float>() : nullptr;
+  // LibTorch's worker threads do not inherit the caller's modes.
+  const bool inference = c10::InferenceMode::is_enabled();
+  at::parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
+    c10::InferenceMode mode(inference);
+    torch::NoGradGuard no_grad;
+    torch::Tensor scores = torch::empty({length, length}, qkv.options());
+    torch::Tensor probs = torch::empty({length, length}, qkv.options());
+    for (int64_t p = first; p < last; ++p) {
+      const int64_t image = p / heads, head = p % heads;
+      // Rows of one head's q, k and v are 3 * dim apart.
+      const float* q = base + image * length * 3 * dim + head * head_dim;
+      const float* k = q + dim;
+      const float* v = q + 2 * dim;
+      Sgemm('N', 'T', length, length, head_dim, scale, q, 3 * dim, k, 3 * dim, 0.0f,
+            scores.data_ptr<float>(), length);
+      if (bias.defined()) scores.add_(bias[image]);
+      at::softmax_out(probs, scores, -1);
+      if (cls_base) {
+        const float* row = probs.data_ptr<float>();
+        std::copy(row, row + length, cls_base + p * length);
+      }
+      Sgemm('N', 'N', length, head_dim, length, 1.0f, probs.data_ptr<float>(), length, v,
+            3 * dim, 0.0f, out_base + image * length * dim + head * head_dim, dim);
+    }
+  });
+  return out;
+}
+
+}  // namespace clca::onednn

@@ -1,0 +1,36 @@
+// oneDNN's single-precision matrix product, found at run time. LibTorch
+// computes with oneDNN, and a LibTorch linked to it dynamically (Debian's)
+// exports its C API; oneDNN picks its kernels from the instructions the CPU
+// has (AVX-512 where there is), whatever BLAS LibTorch otherwise uses.
+#pragma once
+
+#include <cstdint>
+
+#include <torch/torch.h>
+
+namespace clca::onednn {
+
+// Whether this process has dnnl_sgemm.
+bool Available();
+
+// C = alpha * op(A) * op(B) + beta * C on row-major float32 matrices, op
+// being 'N' (as is) or 'T' (transposed), as dnnl_sgemm; it runs on the calling
+// thread's OpenMP threads. Throws std::runtime_error if oneDNN refuses.
+void Sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// x [..., in] times weight [out, in] transposed, plus bias [out] if defined:
+// at::linear for float32 CPU tensors.
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias);
+
+// Softmax attention from a qkv projection [B, N, 3 * C] (q, k, v, each of H
+// heads of C / H, contiguous), with `bias` [B, N] (or undefined) added to
+// every query's scores. Returns [B, N, C], heads side by side. If `cls_rows`
+// is given, it receives each head's probabilities of the first query,
+// [B, H, N]. Pairs of (image, head) run in parallel, each with its scores
+// [N, N] in one buffer per thread.
+torch::Tensor Attention(const torch::Tensor& qkv, int64_t heads, const torch::Tensor& bias,
+                        torch::Tensor* cls_rows);
+
+}  // namespace clca::onednn

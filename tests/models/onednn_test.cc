@@ -1,0 +1,105 @@
+// oneDNN's matrix products against LibTorch's own, and the model with and
+// without them.
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "models/layers.h"
+#include "models/model.h"
+#include "models/onednn.h"
+#include "tests/models/test_util.h"
+
+namespace clca {
+namespace {
+
+class OneDnnTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!onednn::Available()) GTEST_SKIP() << "this LibTorch does not export oneDNN's sgemm";
+    torch::manual_seed(0);
+  }
+};
+
+TEST_F(OneDnnTest, LinearIsLibTorchs) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({2, 7, 48});
+  torch::Tensor w = torch::randn({96, 48});
+  torch::Tensor b = torch::randn({96});
+  torch::Tensor expected = at::linear(x, w, b);
+  torch::Tensor got = onednn::Linear(x, w, b);
+  ASSERT_EQ(got.sizes(), expected.sizes());
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(onednn::Linear(x, w, {}), at::linear(x, w), 1e-4, 1e-4));
+  // A strided input (every other token) is taken as it is.
+  torch::Tensor strided = x.slice(1, 0, 7, 2);
+  EXPECT_TRUE(torch::allclose(onednn::Linear(strided, w, b), at::linear(strided, w, b), 1e-4,
+                              1e-4));
+
+  LinearWeights layer;
+  layer.weight = w;
+  layer.bias = b;
+  ASSERT_TRUE(layer.PrepareOneDnn());
+  EXPECT_TRUE(torch::allclose(layer(x), expected, 1e-4, 1e-4));
+  // With gradients, LibTorch computes (and records) the product.
+  torch::AutoGradMode grad(true);
+  torch::Tensor wg = w.clone().requires_grad_(true);
+  layer.weight = wg;
+  EXPECT_TRUE(layer(x).requires_grad());
+}
+
+TEST_F(OneDnnTest, AttentionIsSoftmaxAttention) {
+  torch::NoGradGuard no_grad;
+  const int64_t batch = 2, length = 9, heads = 3, head_dim = 8, dim = heads * head_dim;
+  torch::Tensor qkv = torch::randn({batch, length, 3 * dim});
+  torch::Tensor bias = torch::randn({batch, length});
+  bias.index_put_({1, 4}, -std::numeric_limits<float>::infinity());
+  torch::Tensor cls_rows;
+  torch::Tensor got = onednn::Attention(qkv, heads, bias, &cls_rows);
+
+  torch::Tensor split = qkv.view({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  torch::Tensor scores = torch::matmul(split[0], split[1].transpose(-2, -1)) /
+                             std::sqrt(static_cast<double>(head_dim)) +
+                         bias.view({batch, 1, 1, length});
+  torch::Tensor probs = scores.softmax(-1);
+  torch::Tensor expected = torch::matmul(probs, split[2]).transpose(1, 2).reshape({batch, length, dim});
+  ASSERT_EQ(got.sizes(), expected.sizes());
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(cls_rows, probs.select(2, 0), 1e-5, 1e-5));
+  EXPECT_EQ(cls_rows[1][0][4].item<float>(), 0.0f);
+  EXPECT_TRUE(torch::allclose(onednn::Attention(qkv, heads, {}, nullptr),
+                              torch::matmul(torch::matmul(split[0], split[1].transpose(-2, -1))
+                                                    .div(std::sqrt(static_cast<double>(head_dim)))
+                                                    .softmax(-1),
+                                            split[2])
+                                  .transpose(1, 2)
+                                  .reshape({batch, length, dim}),
+                              1e-4, 1e-4));
+}
+
+// The same weights give the same classes, tokens and (nearly) logits whether
+// the blocks compute with oneDNN or with LibTorch's BLAS.
+TEST_F(OneDnnTest, ModelAgreesWithTheBlasPath) {
+  for (const char* method : {"evit", "tome", "vit"}) {
+    SCOPED_TRACE(method);
+    ModelConfig config = testing::SmallConfig(method, true);
+    ModelOptions with, without;
+    without.onednn_linear = false;
+    auto a = ClcaModel::CreateRandom(config, 3, with);
+    auto b = ClcaModel::CreateRandom(config, 3, without);
+    ASSERT_TRUE(a.ok() && b.ok());
+    torch::Tensor images = torch::randn({3, 3, config.input_size, config.input_size});
+    for (double kr : {1.0, 0.5}) {
+      auto x = (*a)->Forward(images, kr);
+      auto y = (*b)->Forward(images, kr);
+      ASSERT_TRUE(x.ok() && y.ok());
+      EXPECT_EQ(x->tokens, y->tokens);
+      EXPECT_TRUE(torch::allclose(x->logits, y->logits, 1e-3, 1e-3))
+          << (x->logits - y->logits).abs().max().item<float>();
+      EXPECT_TRUE(torch::equal(x->logits.argmax(1), y->logits.argmax(1)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace clca

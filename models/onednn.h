@@ -20,7 +20,7 @@ void Sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alph
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // x [..., in] times weight [out, in] transposed, plus bias [out] if defined:
-// at::linear for float32 CPU tensors.
+// at::linear for float32 CPU tensors. (LinearWeights uses it from 128 rows.)
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
                      const torch::Tensor& bias);
 

@@ -23,7 +23,8 @@ class OneDnnTest : public ::testing::Test {
 
 TEST_F(OneDnnTest, LinearIsLibTorchs) {
   torch::NoGradGuard no_grad;
-  torch::Tensor x = torch::randn({2, 7, 48});
+  // 140 rows: enough for LinearWeights to take oneDNN.
+  torch::Tensor x = torch::randn({2, 70, 48});
   torch::Tensor w = torch::randn({96, 48});
   torch::Tensor b = torch::randn({96});
   torch::Tensor expected = at::linear(x, w, b);
@@ -32,7 +33,7 @@ TEST_F(OneDnnTest, LinearIsLibTorchs) {
   EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4));
   EXPECT_TRUE(torch::allclose(onednn::Linear(x, w, {}), at::linear(x, w), 1e-4, 1e-4));
   // A strided input (every other token) is taken as it is.
-  torch::Tensor strided = x.slice(1, 0, 7, 2);
+  torch::Tensor strided = x.slice(1, 0, 70, 2);
   EXPECT_TRUE(torch::allclose(onednn::Linear(strided, w, b), at::linear(strided, w, b), 1e-4,
                               1e-4));
 
@@ -78,17 +79,19 @@ TEST_F(OneDnnTest, AttentionIsSoftmaxAttention) {
 }
 
 // The same weights give the same classes, tokens and (nearly) logits whether
-// the blocks compute with oneDNN or with LibTorch's BLAS.
+// the blocks compute with oneDNN or with LibTorch's BLAS. 402 tokens: enough
+// for both oneDNN's linear layers and its attention.
 TEST_F(OneDnnTest, ModelAgreesWithTheBlasPath) {
   for (const char* method : {"evit", "tome", "vit"}) {
     SCOPED_TRACE(method);
     ModelConfig config = testing::SmallConfig(method, true);
+    config.input_size = 320;
     ModelOptions with, without;
     without.onednn_linear = false;
     auto a = ClcaModel::CreateRandom(config, 3, with);
     auto b = ClcaModel::CreateRandom(config, 3, without);
     ASSERT_TRUE(a.ok() && b.ok());
-    torch::Tensor images = torch::randn({3, 3, config.input_size, config.input_size});
+    torch::Tensor images = torch::randn({2, 3, config.input_size, config.input_size});
     for (double kr : {1.0, 0.5}) {
       auto x = (*a)->Forward(images, kr);
       auto y = (*b)->Forward(images, kr);

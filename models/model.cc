@@ -318,11 +318,9 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   }
   const bool cpu_inference =
       !select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled();
-  // One (image, head) pair at a time pays off from about 320 tokens (400 was
-  // 1.2-1.5x faster than batched products, 197 0.5-0.9x).
-  constexpr int64_t kOneDnnAttentionTokens = 320;
-  if (cpu_inference && b.qkv.onednn && x.scalar_type() == torch::kFloat32 &&
-      length >= kOneDnnAttentionTokens) {
+  // Wherever the projections use oneDNN, so does attention: batched products
+  // would wake OpenBLAS's threads, which then spin beside oneDNN's.
+  if (cpu_inference && b.qkv.onednn && x.scalar_type() == torch::kFloat32) {
     const bool want_cls = summary && reducer->needs_cls_attention();
     Tensor cls_rows;
     Tensor out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);

@@ -79,8 +79,8 @@ TEST_F(OneDnnTest, AttentionIsSoftmaxAttention) {
 }
 
 // The same weights give the same classes, tokens and (nearly) logits whether
-// the blocks compute with oneDNN or with LibTorch's BLAS. 402 tokens: enough
-// for both oneDNN's linear layers and its attention.
+// the blocks compute with oneDNN or with LibTorch's BLAS. 2 x 402 tokens:
+// enough rows for oneDNN's linear layers.
 TEST_F(OneDnnTest, ModelAgreesWithTheBlasPath) {
   for (const char* method : {"evit", "tome", "vit"}) {
     SCOPED_TRACE(method);

@@ -112,6 +112,14 @@ TEST(CliTest, FlopsReportsPublishedFigures) {
   EXPECT_NE(Clca("flops --model evit_vit_base_patch16_224 --keep-rate 2").code, 0);
 }
 
+// One point of `clca bench --json`: a time, its rate and its spread agree.
+void ExpectTimedPoint(const nlohmann::json& r) {
+  EXPECT_GT(r["ms_per_image"].get<double>(), 0);
+  EXPECT_NEAR(r["images_per_s"].get<double>() * r["ms_per_image"].get<double>(), 1000, 1e-6);
+  EXPECT_LE(r["ms_per_image_min"].get<double>(), r["ms_per_image"].get<double>());
+  EXPECT_GT(r["gmacs"].get<double>(), 0);
+}
+
 TEST(CliTest, BenchTimesEveryPoint) {
   Output o = Clca("bench --model evit_vit_tiny_patch16_224 --embed-dim 48 --input-size 64 "
                   "--keep-rates 0.5,1.0 --batch 1,2 --dtype fp32,bf16 --repeats 2 --warmup 1 "
@@ -119,14 +127,15 @@ TEST(CliTest, BenchTimesEveryPoint) {
   ASSERT_EQ(o.code, 0);
   nlohmann::json j = nlohmann::json::parse(o.out);
   EXPECT_GT(j["gemm_gflops_by_dtype"]["fp32"].get<double>(), 0);
+  // The bound is the faster of LibTorch's BLAS and oneDNN.
+  EXPECT_GT(j["gemm_gflops_blas"]["fp32"].get<double>(), 0);
+  EXPECT_GE(j["gemm_gflops_by_dtype"]["fp32"].get<double>(),
+            j["gemm_gflops_blas"]["fp32"].get<double>());
+  EXPECT_EQ(j["linear"], "onednn");
   ASSERT_EQ(j["results"].size(), 8u);
-  for (const auto& r : j["results"]) {
-    EXPECT_GT(r["ms_per_image"].get<double>(), 0);
-    EXPECT_NEAR(r["images_per_s"].get<double>() * r["ms_per_image"].get<double>(), 1000, 1e-6);
-    EXPECT_LE(r["ms_per_image_min"].get<double>(), r["ms_per_image"].get<double>());
-    EXPECT_GT(r["gmacs"].get<double>(), 0);
-  }
+  for (const auto& r : j["results"]) ExpectTimedPoint(r);
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --dtype fp8").code, 0);
+  EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --linear mkl").code, 0);
 }
 
 TEST(CliTest, BenchRunsStreamsSideBySide) {
@@ -142,10 +151,7 @@ TEST(CliTest, BenchRunsStreamsSideBySide) {
     EXPECT_EQ(j["blas_threads"], 1);
   }
   ASSERT_EQ(j["results"].size(), 1u);
-  const auto& r = j["results"][0];
-  EXPECT_GT(r["images_per_s"].get<double>(), 0);
-  EXPECT_NEAR(r["images_per_s"].get<double>() * r["ms_per_image"].get<double>(), 1000, 1e-6);
-  EXPECT_LE(r["ms_per_image_min"].get<double>(), r["ms_per_image"].get<double>());
+  ExpectTimedPoint(j["results"][0]);
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --streams 0").code, 0);
 }
 

@@ -318,26 +318,26 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   }
   const bool cpu_inference =
       !select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled();
-  // Wherever the projections use oneDNN, so does attention: batched products
-  // would wake OpenBLAS's threads, which then spin beside oneDNN's.
-  if (cpu_inference && b.qkv.onednn && x.scalar_type() == torch::kFloat32) {
+  if (cpu_inference) {
     const bool want_cls = summary && reducer->needs_cls_attention();
-    Tensor cls_rows;
-    Tensor out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
+    Tensor cls_rows, out;
+    if (b.qkv.onednn && x.scalar_type() == torch::kFloat32) {
+      // Wherever the projections use oneDNN, so does attention: batched
+      // products would wake OpenBLAS's threads, which then spin beside oneDNN's.
+      out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
+    } else {
+      Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+      out = ChunkedAttention(q, k, qkv[2], bias, options.attention_group_bytes,
+                             want_cls ? &cls_rows : nullptr)
+                .transpose(1, 2)
+                .reshape({batch, length, dim});
+    }
     if (want_cls) summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1);
     if (summary && reducer->needs_key_mean()) summary->key_mean = k.mean(1);
     return b.proj(out);
   }
   Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   Tensor v = qkv[2];
-  if (cpu_inference) {
-    const bool want_cls = summary && reducer->needs_cls_attention();
-    Tensor cls_rows;
-    Tensor out = ChunkedAttention(q, k, v, bias, options.attention_group_bytes, want_cls ? &cls_rows : nullptr);
-    if (want_cls) summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1);
-    if (summary && reducer->needs_key_mean()) summary->key_mean = k.mean(1);
-    return b.proj(out.transpose(1, 2).reshape({batch, length, dim}));
-  }
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
   if (bias.defined()) scores = scores + bias.reshape({batch, 1, 1, length});
   Tensor attn = tokens.policy.defined() ? PolicySoftmax(scores, tokens.policy) : scores.softmax(-1);

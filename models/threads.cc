@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <thread>
+
 #include <ATen/Parallel.h>
 
 namespace clca {
@@ -28,12 +31,16 @@ int BlasThreads() {
   return get == nullptr ? 0 : get();
 }
 
-void SetComputeThreads(int threads) {
-  if (threads < 1) return;
-  // Initialise this thread's pool first, or LibTorch's lazy initialisation
-  // would later reset it to the process-wide default.
+int HardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+void SetIntraOpThreads(int threads) {
   at::get_num_threads();
   at::set_num_threads(threads);
+}
+
+void SetComputeThreads(int threads) {
+  if (threads < 1) return;
+  SetIntraOpThreads(threads);
   SetBlasThreads(threads);
 }
 

@@ -17,7 +17,15 @@ bool SetBlasThreads(int threads);
 // OpenBLAS's thread count, or 0 when the BLAS is not OpenBLAS.
 int BlasThreads();
 
-// at::set_num_threads(threads) for the calling thread and SetBlasThreads:
+// std::thread::hardware_concurrency(), at least 1.
+int HardwareThreads();
+
+// LibTorch's intra-op threads of the calling thread, its pool initialised
+// first: LibTorch's lazy initialisation would otherwise later reset it to the
+// process-wide default.
+void SetIntraOpThreads(int threads);
+
+// SetIntraOpThreads(threads) for the calling thread and SetBlasThreads:
 // what one process computing on `threads` cores wants. `threads` < 1 leaves
 // both libraries at their defaults.
 void SetComputeThreads(int threads);

@@ -3,16 +3,15 @@
 #include <algorithm>
 #include <exception>
 #include <random>
-#include <thread>
 #include <utility>
 
-#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "models/preprocess.h"
+#include "models/threads.h"
 
 namespace clca::server {
 namespace {
@@ -23,18 +22,13 @@ int64_t Micros(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
 }
 
-int HardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
-
 ThreadPool::Options PoolOptions(const PipelineOptions& options) {
   ThreadPool::Options pool;
   pool.num_threads = options.preprocess_threads > 0 ? options.preprocess_threads
                                                     : HardwareThreads();
   pool.max_pending = options.max_pending_preprocess;
   // One image per thread: LibTorch's own parallelism would only oversubscribe.
-  pool.thread_started = [] {
-    at::get_num_threads();
-    at::set_num_threads(1);
-  };
+  pool.thread_started = [] { SetIntraOpThreads(1); };
   return pool;
 }
 

@@ -5,14 +5,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <thread>
 #include <utility>
 
-#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "models/threads.h"
 
 namespace clca::server {
 namespace {
@@ -56,18 +55,14 @@ absl::StatusOr<std::unique_ptr<ServableModel>> ServableModel::Create(Spec spec,
 
   BatchSchedulerOptions options = s.serving.batching;
   options.name = absl::StrCat(s.name, "/", s.version);
-  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int threads = s.serving.intra_op_threads > 0 ? s.serving.intra_op_threads
                       : s.default_intra_op_threads > 0
                           ? s.default_intra_op_threads
-                          : std::max(1, hardware / std::max(1, options.num_workers));
+                          : std::max(1, HardwareThreads() / std::max(1, options.num_workers));
   servable->intra_op_threads_ = threads;
   BatchScheduler::Hooks hooks;
   hooks.worker_started = [self = servable.get(), threads] {
-    // Initialise this thread's LibTorch pool before sizing it, or the lazy
-    // initialisation would later reset it to the process-wide value.
-    at::get_num_threads();
-    at::set_num_threads(threads);
+    SetIntraOpThreads(threads);
     self->WarmUp();
   };
   ModelMetrics* m = servable->metrics_;

@@ -72,10 +72,7 @@ Timing MeasureStreams(F&& call, int streams, int threads, int warmup, int repeat
   std::vector<std::thread> workers;
   for (int s = 0; s < streams; ++s) {
     workers.emplace_back([&, s] {
-      if (threads > 0) {
-        at::get_num_threads();
-        at::set_num_threads(threads);
-      }
+      if (threads > 0) SetIntraOpThreads(threads);
       c10::InferenceMode guard;
       for (int i = 0; i < warmup; ++i) call(s);
       ++ready;
@@ -147,9 +144,8 @@ int Bench(const BenchArgs& a) {
   // Several streams compute side by side: each matrix product stays on its
   // stream's own threads.
   // Unless given, streams share the cores.
-  const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   const int threads =
-      a.threads > 0 || a.streams == 1 ? a.threads : std::max(1, hardware / a.streams);
+      a.threads > 0 || a.streams == 1 ? a.threads : std::max(1, HardwareThreads() / a.streams);
   if (a.streams > 1) {
     SetBlasThreads(threads);
   } else {

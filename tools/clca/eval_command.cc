@@ -72,7 +72,6 @@ std::string BaseName(const std::string& path) {
   return p.filename().string();
 }
 
-int HardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
 // Comma-separated keep rates, each in (0, 1], none twice.
 absl::StatusOr<std::vector<double>> ParseKeepRates(const std::string& text) {

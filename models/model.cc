@@ -4,6 +4,8 @@
 #include <limits>
 #include <set>
 
+#include <torch/version.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -338,6 +340,24 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   }
   Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   Tensor v = qkv[2];
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  if (options.fused_attention && !select && !tokens.policy.defined() && x.is_cuda() &&
+      !torch::GradMode::is_enabled()) {
+    // Fused kernels (flash or memory-efficient) never write the [B, H, N, N]
+    // probabilities; a reducer that ranks by the CLS query's gets that row alone.
+    Tensor mask;
+    if (bias.defined()) mask = bias.to(q.scalar_type()).reshape({batch, 1, 1, length});
+    Tensor out = mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, 1.0)
+                                : at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+    if (summary && reducer->needs_cls_attention()) {
+      Tensor cls = torch::matmul(q.narrow(2, 0, 1), k.transpose(-2, -1));
+      if (mask.defined()) cls = cls + mask;
+      summary->cls_attention = cls.softmax(-1).select(2, 0).narrow(-1, 1, length - 1).mean(1);
+    }
+    if (summary && reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+    return b.proj(out.transpose(1, 2).reshape({batch, length, dim}));
+  }
+#endif
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
   if (bias.defined()) scores = scores + bias.reshape({batch, 1, 1, length});
   Tensor attn = tokens.policy.defined() ? PolicySoftmax(scores, tokens.policy) : scores.softmax(-1);
@@ -376,8 +396,21 @@ Tensor ClcaModel::Impl::LastTokens(const Tokens& tokens, int64_t count) {
 
 Tensor ClcaModel::Impl::Embed(const Tensor& images) const {
   const int64_t batch = images.size(0);
-  Tensor x = at::conv2d(images, patch_weight, patch_bias, {config.patch_size, config.patch_size});
-  x = x.flatten(2).transpose(1, 2);  // [B, n, C]
+  Tensor x;  // [B, n, C]
+  if (images.is_cuda()) {
+    // On a GPU the patches go through a matrix product: cuDNN would compute a
+    // float32 convolution in TF32.
+    const int64_t p = config.patch_size, h = images.size(2) / p, w = images.size(3) / p;
+    Tensor patches = images.narrow(2, 0, h * p).narrow(3, 0, w * p)
+                         .reshape({batch, 3, h, p, w, p})
+                         .permute({0, 2, 4, 1, 3, 5})
+                         .reshape({batch, h * w, 3 * p * p});
+    x = at::linear(patches, patch_weight.reshape({patch_weight.size(0), -1}), patch_bias);
+  } else {
+    x = at::conv2d(images, patch_weight, patch_bias, {config.patch_size, config.patch_size})
+            .flatten(2)
+            .transpose(1, 2);
+  }
   std::vector<Tensor> parts = {cls_token.expand({batch, -1, -1})};
   if (config.backbone == Backbone::kDeit3) {
     parts.push_back(x + pos_embed);
@@ -396,14 +429,14 @@ Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per
                              bool training) const {
   if (!config.ifa_head) return head(norm(x.select(1, 0)));
   Tensor stacked = torch::stack(cls_per_stage, -1);  // [B, C, G]
-  const int64_t stages = stacked.size(-1);
   if (config.ifa_dws_conv_groups > 0) {
-    Tensor y = cla_norm_in(stacked, training);
-    y = at::conv1d(y, cla_conv_weight, cla_conv_bias, at::IntArrayRef{stages},
-                   at::IntArrayRef{0}, at::IntArrayRef{1}, config.embed_dim);
-    y = at::gelu(cla_norm_mid(y, training));
-    y = at::conv1d(y, cla_out_weight, cla_out_bias);
-    return y.squeeze(-1);
+    // The reference's two Conv1d as products, which stay float32 on a GPU
+    // (cuDNN computes float32 convolutions in TF32): each of the C·k outputs
+    // weighs all stages of its own channel, then a 1×1 convolution.
+    Tensor y = cla_norm_in(stacked, training).repeat_interleave(config.ifa_dws_conv_groups, 1);
+    y = (y * cla_conv_weight.squeeze(1)).sum(-1) + cla_conv_bias;  // [B, C·k]
+    y = at::gelu(cla_norm_mid(y.unsqueeze(-1), training)).squeeze(-1);
+    return at::linear(y, cla_out_weight.squeeze(-1), cla_out_bias);
   }
   Tensor y = cla_pool(stacked).squeeze(-1).relu();
   return cla_fc(cla_norm(y));

@@ -44,6 +44,10 @@ struct ModelOptions {
   // oneDNN when LibTorch has it (see LinearWeights::PrepareOneDnn); false:
   // with LibTorch's BLAS.
   bool onednn_linear = true;
+  // Inference on CUDA (with LibTorch 2.1 or later) computes attention with
+  // scaled_dot_product_attention's fused kernels wherever no token selection
+  // needs the whole probability matrix; false: explicit products and softmax.
+  bool fused_attention = true;
 };
 
 // What a training forward pass gives.

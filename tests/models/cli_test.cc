@@ -142,6 +142,12 @@ TEST(CliTest, BenchTimesEveryPoint) {
   for (const auto& r : j["results"]) ExpectTimedPoint(r);
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --dtype fp8").code, 0);
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --linear mkl").code, 0);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --device tpu").code, 0);
+  EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --attention flash").code, 0);
+  if (!torch::cuda::is_available()) {
+    EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --device cuda").code, 0);
+  }
 }
 
 TEST(CliTest, BenchRunsStreamsSideBySide) {

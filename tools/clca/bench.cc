@@ -32,6 +32,7 @@ struct BenchArgs {
   double min_seconds = 0.5;
   int64_t attention_group_bytes = ModelOptions{}.attention_group_bytes;
   std::string linear = "onednn";
+  std::string device = "cpu", attention = "fused";
   bool json = false;
 };
 
@@ -118,18 +119,29 @@ struct Gemm {
   double best() const { return std::max(blas, onednn); }
 };
 
+// Waits for the device's queued work (a no-op on the CPU): GPU calls return
+// before their kernels ran.
+void Synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 Gemm GemmGflops(int64_t rows, int64_t dim, int64_t hidden, torch::ScalarType dtype,
-                const std::string& device, const BenchArgs& a) {
+                const torch::Device& device, const BenchArgs& a) {
   auto options = torch::TensorOptions().dtype(dtype).device(device);
   LinearWeights linear;
   linear.weight = torch::randn({hidden, dim}, options);
   linear.bias = torch::randn({hidden}, options);
   torch::Tensor x = torch::randn({rows, dim}, options);
   c10::InferenceMode guard;
-  const double flop = 2.0 * rows * dim * hidden;
+  // On a GPU one product takes microseconds: time a run of them, so that the
+  // launch and the synchronisation do not count.
+  const int run = device.is_cuda() ? 20 : 1;
+  const double flop = 2.0 * rows * dim * hidden * run;
   Gemm gemm;
-  gemm.blas = flop / Measure([&] { at::linear(x, linear.weight, linear.bias); }, a.warmup,
-                             a.repeats, a.min_seconds).median * 1e-9;
+  gemm.blas = flop / Measure([&] {
+                       for (int i = 0; i < run; ++i) at::linear(x, linear.weight, linear.bias);
+                       Synchronize(device);
+                     }, a.warmup, a.repeats, a.min_seconds).median * 1e-9;
   if (linear.PrepareOneDnn()) {
     gemm.onednn = flop / Measure([&] { linear(x); }, a.warmup, a.repeats, a.min_seconds).median *
                   1e-9;
@@ -141,6 +153,12 @@ int Bench(const BenchArgs& a) {
   auto config = ResolveConfigFlags(a.config);
   if (!config.ok()) return Fail(config.status());
   if (a.streams < 1) return Fail(absl::InvalidArgumentError("--streams must be at least 1"));
+  torch::Device device = torch::kCPU;
+  try {
+    device = torch::Device(a.device);
+  } catch (const std::exception& e) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--device: ", ExceptionMessage(e))));
+  }
   // Several streams compute side by side: each matrix product stays on its
   // stream's own threads.
   // Unless given, streams share the cores.
@@ -157,8 +175,8 @@ int Bench(const BenchArgs& a) {
   nlohmann::json gemm_blas = nlohmann::json::object();
   nlohmann::json gemm_onednn = nlohmann::json::object();
   std::string text = absl::StrFormat(
-      "%s @%d, %d thread%s%s\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
-      config->input_size, a.streams > 1 ? threads : torch::get_num_threads(),
+      "%s @%d on %s, %d thread%s%s\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
+      config->input_size, device.str(), a.streams > 1 ? threads : torch::get_num_threads(),
       (a.streams > 1 ? threads : torch::get_num_threads()) == 1 ? "" : "s",
       a.streams > 1 ? absl::StrFormat(" x %d streams", a.streams) : "", "dtype", "batch", "kr", "ms/image",
       "images/s", "GMACs", "GFLOP/s", "of GEMM", "spread");
@@ -171,12 +189,14 @@ int Bench(const BenchArgs& a) {
     options.precision = precision;
     options.attention_group_bytes = a.attention_group_bytes;
     options.onednn_linear = a.linear == "onednn";
+    options.fused_attention = a.attention == "fused";
+    options.device = device.str();
     auto model = ClcaModel::CreateRandom(*config, 0, options);
     if (!model.ok()) return Fail(model.status());
     // With several streams the bound is one stream's product times their
     // number: each stream has its own cores.
     const Gemm one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim,
-                                       hidden, *dtype, options.device, a);
+                                       hidden, *dtype, device, a);
     const double gemm_gflops = one_stream.best() * a.streams;
     gemm[d] = gemm_gflops;
     gemm_blas[d] = one_stream.blas * a.streams;
@@ -190,7 +210,9 @@ int Bench(const BenchArgs& a) {
     for (int batch : a.batches) {
       std::vector<torch::Tensor> images;
       for (int s = 0; s < a.streams; ++s) {
-        images.push_back(torch::randn({batch, 3, config->input_size, config->input_size}));
+        // On a GPU the images are already there: the model's time alone.
+        images.push_back(torch::randn({batch, 3, config->input_size, config->input_size},
+                                      torch::TensorOptions().device(device)));
       }
       for (double kr : a.keep_rates) {
         auto cost = EstimateCost(*config, kr);
@@ -199,6 +221,7 @@ int Bench(const BenchArgs& a) {
         auto forward = [&](int s) {
           auto r = (*model)->Forward(images[s], kr);
           if (!r.ok()) errors[s] = r.status();
+          Synchronize(device);
         };
         Timing t = a.streams == 1
                        ? Measure([&] { forward(0); }, a.warmup, a.repeats, a.min_seconds)
@@ -222,6 +245,7 @@ int Bench(const BenchArgs& a) {
     }
   }
   nlohmann::json out = {{"model", config->model}, {"input_size", config->input_size},
+                        {"device", device.str()}, {"attention", a.attention},
                         {"threads", a.streams > 1 ? threads : torch::get_num_threads()},
                         {"streams", a.streams}, {"blas_threads", BlasThreads()},
                         {"attention_group_bytes", a.attention_group_bytes},
@@ -261,6 +285,12 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--linear", a->linear,
                   "float32 linear layers on the CPU: onednn (when LibTorch has it) or blas")
       ->check(CLI::IsMember({"onednn", "blas"}))
+      ->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--attention", a->attention,
+                  "attention on CUDA: fused (scaled_dot_product_attention, LibTorch 2.1 and "
+                  "later) or matmul")
+      ->check(CLI::IsMember({"fused", "matmul"}))
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a, exit_code] { *exit_code = Bench(*a); });

@@ -1,0 +1,105 @@
+// The model on a CUDA GPU: the reference parity cases, the fused attention
+// kernels against explicit products, and the half precisions. Skipped where
+// LibTorch sees no GPU.
+#include <gtest/gtest.h>
+
+#include "models/model.h"
+#include "tests/models/test_util.h"
+
+namespace clca {
+namespace {
+
+using testing::ExpectedFiles;
+using testing::ParityDir;
+using testing::ReadJson;
+
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  }
+  static ModelOptions OnGpu(Precision precision = Precision::kFloat32) {
+    ModelOptions options;
+    options.device = "cuda";
+    options.precision = precision;
+    return options;
+  }
+};
+
+// Every parity case gives the reference's logits and token counts on the GPU,
+// with fused attention kernels and with explicit products.
+TEST_F(CudaTest, ReproducesEveryParityCase) {
+  for (const std::string& name : testing::ParityCases()) {
+    const nlohmann::json config = ReadJson(ParityDir() + "/" + name + ".config.json");
+    for (bool fused : {true, false}) {
+      SCOPED_TRACE(name + (fused ? ", fused attention" : ", explicit attention"));
+      ModelOptions options = OnGpu();
+      options.fused_attention = fused;
+      auto loaded = LoadModel(ParityDir() + "/" + name + ".pth", config, options);
+      if (loaded.status().code() == absl::StatusCode::kUnimplemented) continue;
+      ASSERT_TRUE(loaded.ok()) << loaded.status();
+      for (const auto& [kr, path] : ExpectedFiles(name, loaded->model->config().keep_rate)) {
+        SCOPED_TRACE(path);
+        auto expected = testing::ReadTensorDict(path);
+        auto result =
+            loaded->model->Forward(testing::Get(expected, "input").to(torch::kFloat32), kr);
+        ASSERT_TRUE(result.ok()) << result.status();
+        ASSERT_TRUE(result->logits.is_cuda());
+        torch::Tensor logits = testing::Get(expected, "logits");
+        EXPECT_LE((result->logits.cpu() - logits).abs().max().item<double>(), 1e-4);
+        torch::Tensor tokens = testing::Get(expected, "tokens");
+        std::vector<int64_t> want(tokens.data_ptr<int64_t>(),
+                                  tokens.data_ptr<int64_t>() + tokens.numel());
+        EXPECT_EQ(result->tokens, want);
+      }
+    }
+  }
+}
+
+// scaled_dot_product_attention (with the CLS row computed apart for EViT and
+// the size bias of ToMe's proportional attention) computes what the explicit
+// products do.
+TEST_F(CudaTest, FusedAttentionMatchesExplicitProducts) {
+  for (const char* method : {"evit", "tome", "vit"}) {
+    SCOPED_TRACE(method);
+    const ModelConfig config = testing::SmallConfig(method, true);
+    ModelOptions fused = OnGpu(), explicit_products = OnGpu();
+    explicit_products.fused_attention = false;
+    auto a = ClcaModel::CreateRandom(config, 5, fused);
+    auto b = ClcaModel::CreateRandom(config, 5, explicit_products);
+    ASSERT_TRUE(a.ok() && b.ok());
+    torch::Tensor images = torch::randn({3, 3, config.input_size, config.input_size});
+    for (double kr : {1.0, 0.5}) {
+      auto x = (*a)->Forward(images, kr);
+      auto y = (*b)->Forward(images, kr);
+      ASSERT_TRUE(x.ok() && y.ok());
+      EXPECT_EQ(x->tokens, y->tokens);
+      EXPECT_TRUE(torch::allclose(x->logits, y->logits, 1e-3, 1e-3))
+          << (x->logits - y->logits).abs().max().item<float>();
+    }
+  }
+}
+
+// bf16 and fp16 follow float32 on the GPU: same token counts, logits within
+// 5 % of their range.
+TEST_F(CudaTest, HalfPrecisionsFollowFloat32) {
+  const ModelConfig config = testing::SmallConfig("evit", true);
+  auto reference = ClcaModel::CreateRandom(config, 9, OnGpu());
+  ASSERT_TRUE(reference.ok());
+  torch::Tensor images = torch::randn({8, 3, config.input_size, config.input_size});
+  auto want = (*reference)->Forward(images, 0.5);
+  ASSERT_TRUE(want.ok());
+  for (Precision p : {Precision::kBFloat16, Precision::kFloat16}) {
+    auto model = ClcaModel::CreateRandom(config, 9, OnGpu(p));
+    ASSERT_TRUE(model.ok()) << model.status();
+    auto got = model.value()->Forward(images, 0.5);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->logits.scalar_type(), torch::kFloat32);
+    EXPECT_EQ(got->tokens, want->tokens);
+    const double scale = want->logits.abs().max().item<double>();
+    EXPECT_LE((got->logits - want->logits).abs().max().item<double>(), 0.05 * scale + 1e-3);
+  }
+}
+
+}  // namespace
+}  // namespace clca

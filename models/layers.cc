@@ -5,11 +5,8 @@
 namespace clca {
 
 torch::Tensor LinearWeights::operator()(const torch::Tensor& x) const {
-  // Below about 128 rows oneDNN's call costs more than its kernels save
-  // (measured on ViT-Tiny to ViT-Base widths).
-  constexpr int64_t kMinRows = 128;
   if (onednn && !torch::GradMode::is_enabled() && x.scalar_type() == torch::kFloat32 &&
-      x.device().is_cpu() && x.numel() >= kMinRows * x.size(-1)) {
+      x.device().is_cpu()) {
     return onednn::Linear(x, weight, bias);
   }
   return at::linear(x, weight, bias);
@@ -17,8 +14,11 @@ torch::Tensor LinearWeights::operator()(const torch::Tensor& x) const {
 
 bool LinearWeights::PrepareOneDnn() {
   onednn = onednn::Available() && weight.defined() && weight.scalar_type() == torch::kFloat32 &&
-           weight.device().is_cpu() && weight.is_contiguous() &&
-           (!bias.defined() || bias.scalar_type() == torch::kFloat32);
+           weight.device().is_cpu() && (!bias.defined() || bias.scalar_type() == torch::kFloat32);
+  // oneDNN multiplies by a row-major [in, out] faster than by the transpose
+  // of [out, in] (1.9x for ViT-B's fc2 at 197 rows): keep the weight as the
+  // transposed view of such a matrix.
+  if (onednn && weight.is_contiguous()) weight = weight.t().contiguous().t();
   return onednn;
 }
 

@@ -11,7 +11,7 @@
 namespace clca {
 
 struct LinearWeights {
-  torch::Tensor weight;  // [out, in]
+  torch::Tensor weight;  // [out, in]; after PrepareOneDnn, a view of a contiguous [in, out]
   torch::Tensor bias;    // [out] or undefined
   // Calls without gradients compute with oneDNN (set by PrepareOneDnn).
   bool onednn = false;
@@ -20,7 +20,7 @@ struct LinearWeights {
   // Float32 weights on the CPU in a process that has oneDNN's sgemm: later
   // calls without gradients compute with it (models/onednn.h), which has
   // AVX-512 kernels where Debian's OpenBLAS may use AVX2 ones. Returns whether
-  // they will.
+  // they will. Lays the weight out anew for it.
   bool PrepareOneDnn();
 };
 

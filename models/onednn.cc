@@ -41,12 +41,21 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
   const int64_t in = weight.size(1), out = weight.size(0);
   TORCH_CHECK(x.size(-1) == in, "linear: input has ", x.size(-1), " features, weight ", in);
   const torch::Tensor rows = x.reshape({-1, in}).contiguous();
-  const torch::Tensor w = weight.contiguous();
   const int64_t m = rows.size(0);
-  torch::Tensor y = bias.defined() ? bias.expand({m, out}).contiguous()
-                                   : torch::empty({m, out}, x.options());
-  Sgemm('N', 'T', m, out, in, 1.0f, rows.data_ptr<float>(), in, w.data_ptr<float>(), in,
-        bias.defined() ? 1.0f : 0.0f, y.data_ptr<float>(), out);
+  // A fresh output: with one row, bias.expand(...).contiguous() would be the
+  // bias itself.
+  torch::Tensor y = torch::empty({m, out}, x.options());
+  if (bias.defined()) y.copy_(bias.expand({m, out}));
+  const float beta = bias.defined() ? 1.0f : 0.0f;
+  if (weight.stride(0) == 1 && weight.stride(1) == out) {
+    // The transpose of a contiguous [in, out]: no transposed operand.
+    Sgemm('N', 'N', m, out, in, 1.0f, rows.data_ptr<float>(), in, weight.data_ptr<float>(), out,
+          beta, y.data_ptr<float>(), out);
+  } else {
+    const torch::Tensor w = weight.contiguous();
+    Sgemm('N', 'T', m, out, in, 1.0f, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, beta,
+          y.data_ptr<float>(), out);
+  }
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = out;
   return y.view(shape);

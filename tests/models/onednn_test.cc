@@ -23,7 +23,6 @@ class OneDnnTest : public ::testing::Test {
 
 TEST_F(OneDnnTest, LinearIsLibTorchs) {
   torch::NoGradGuard no_grad;
-  // 140 rows: enough for LinearWeights to take oneDNN.
   torch::Tensor x = torch::randn({2, 70, 48});
   torch::Tensor w = torch::randn({96, 48});
   torch::Tensor b = torch::randn({96});
@@ -41,7 +40,27 @@ TEST_F(OneDnnTest, LinearIsLibTorchs) {
   layer.weight = w;
   layer.bias = b;
   ASSERT_TRUE(layer.PrepareOneDnn());
+  // Laid out as the transpose of a row-major [in, out].
+  EXPECT_EQ(layer.weight.stride(0), 1);
+  EXPECT_TRUE(torch::equal(layer.weight, w));
   EXPECT_TRUE(torch::allclose(layer(x), expected, 1e-4, 1e-4));
+  const torch::Tensor bias_before = b.clone();
+  for (int64_t rows : {1, 3, 200, 1}) {
+    SCOPED_TRACE(rows);
+    torch::Tensor few = torch::randn({rows, 48});
+    EXPECT_TRUE(torch::allclose(layer(few), at::linear(few, w, bias_before), 1e-4, 1e-4));
+  }
+  // The output never lands in the bias, whatever the number of rows.
+  EXPECT_TRUE(torch::equal(b, bias_before));
+  // One output, as the CLA head's pooling over stages has.
+  LinearWeights pool;
+  pool.weight = torch::randn({1, 4});
+  pool.bias = torch::randn({1});
+  const torch::Tensor pool_weight = pool.weight.clone();
+  ASSERT_TRUE(pool.PrepareOneDnn());
+  torch::Tensor stages = torch::randn({3, 48, 4});
+  EXPECT_TRUE(torch::allclose(pool(stages), at::linear(stages, pool_weight, pool.bias), 1e-4,
+                              1e-4));
   // With gradients, LibTorch computes (and records) the product.
   torch::AutoGradMode grad(true);
   torch::Tensor wg = w.clone().requires_grad_(true);

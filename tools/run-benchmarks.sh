@@ -12,7 +12,7 @@ THREADS=${THREADS:-$(nproc)}
 mkdir -p "$OUT"
 CLCA="$BUILD/tools/clca"
 # The process settings the figures were measured with (see the doc); set one
-# to empty (e.g. OMP_WAIT_POLICY=) to measure without it.
+# to empty (e.g. GOMP_SPINCOUNT=) to measure without it.
 source tools/process-env.sh
 source tools/server-lib.sh
 

@@ -62,21 +62,9 @@ TEST_F(CudaTest, ReproducesEveryParityCase) {
 TEST_F(CudaTest, FusedAttentionMatchesExplicitProducts) {
   for (const char* method : {"evit", "tome", "vit"}) {
     SCOPED_TRACE(method);
-    const ModelConfig config = testing::SmallConfig(method, true);
-    ModelOptions fused = OnGpu(), explicit_products = OnGpu();
+    ModelOptions explicit_products = OnGpu();
     explicit_products.fused_attention = false;
-    auto a = ClcaModel::CreateRandom(config, 5, fused);
-    auto b = ClcaModel::CreateRandom(config, 5, explicit_products);
-    ASSERT_TRUE(a.ok() && b.ok());
-    torch::Tensor images = torch::randn({3, 3, config.input_size, config.input_size});
-    for (double kr : {1.0, 0.5}) {
-      auto x = (*a)->Forward(images, kr);
-      auto y = (*b)->Forward(images, kr);
-      ASSERT_TRUE(x.ok() && y.ok());
-      EXPECT_EQ(x->tokens, y->tokens);
-      EXPECT_TRUE(torch::allclose(x->logits, y->logits, 1e-3, 1e-3))
-          << (x->logits - y->logits).abs().max().item<float>();
-    }
+    testing::ExpectSameResults(testing::SmallConfig(method, true), 5, OnGpu(), explicit_products, 3);
   }
 }
 

@@ -98,8 +98,7 @@ TEST_F(OneDnnTest, AttentionIsSoftmaxAttention) {
 }
 
 // The same weights give the same classes, tokens and (nearly) logits whether
-// the blocks compute with oneDNN or with LibTorch's BLAS. 2 x 402 tokens:
-// enough rows for oneDNN's linear layers.
+// the blocks compute with oneDNN or with LibTorch's BLAS (2 x 402 tokens).
 TEST_F(OneDnnTest, ModelAgreesWithTheBlasPath) {
   for (const char* method : {"evit", "tome", "vit"}) {
     SCOPED_TRACE(method);
@@ -107,19 +106,7 @@ TEST_F(OneDnnTest, ModelAgreesWithTheBlasPath) {
     config.input_size = 320;
     ModelOptions with, without;
     without.onednn_linear = false;
-    auto a = ClcaModel::CreateRandom(config, 3, with);
-    auto b = ClcaModel::CreateRandom(config, 3, without);
-    ASSERT_TRUE(a.ok() && b.ok());
-    torch::Tensor images = torch::randn({2, 3, config.input_size, config.input_size});
-    for (double kr : {1.0, 0.5}) {
-      auto x = (*a)->Forward(images, kr);
-      auto y = (*b)->Forward(images, kr);
-      ASSERT_TRUE(x.ok() && y.ok());
-      EXPECT_EQ(x->tokens, y->tokens);
-      EXPECT_TRUE(torch::allclose(x->logits, y->logits, 1e-3, 1e-3))
-          << (x->logits - y->logits).abs().max().item<float>();
-      EXPECT_TRUE(torch::equal(x->logits.argmax(1), y->logits.argmax(1)));
-    }
+    testing::ExpectSameResults(config, 3, with, without, 2);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "models/config.h"
+#include "models/model.h"
 
 namespace clca::testing {
 
@@ -32,6 +33,26 @@ inline ModelConfig SmallConfig(const std::string& method, bool clca) {
   auto config = ResolveConfig(given);
   EXPECT_TRUE(config.ok()) << config.status();
   return *config;
+}
+
+// Two models of `config` with the same random weights (`seed`) but options
+// `a` and `b` give the same token counts and classes and logits within 1e-3,
+// at keep rates 1.0 and 0.5, on `batch` random images.
+inline void ExpectSameResults(const ModelConfig& config, uint64_t seed, const ModelOptions& a,
+                              const ModelOptions& b, int64_t batch) {
+  auto first = ClcaModel::CreateRandom(config, seed, a);
+  auto second = ClcaModel::CreateRandom(config, seed, b);
+  ASSERT_TRUE(first.ok() && second.ok());
+  torch::Tensor images = torch::randn({batch, 3, config.input_size, config.input_size});
+  for (double kr : {1.0, 0.5}) {
+    auto x = (*first)->Forward(images, kr);
+    auto y = (*second)->Forward(images, kr);
+    ASSERT_TRUE(x.ok() && y.ok());
+    EXPECT_EQ(x->tokens, y->tokens);
+    EXPECT_TRUE(torch::allclose(x->logits, y->logits, 1e-3, 1e-3))
+        << (x->logits - y->logits).abs().max().item<float>();
+    EXPECT_TRUE(torch::equal(x->logits.argmax(1), y->logits.argmax(1)));
+  }
 }
 
 inline std::string ParityDir() { return std::string(CLCA_TEST_DATA) + "/parity"; }

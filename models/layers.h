@@ -17,10 +17,11 @@ struct LinearWeights {
   bool onednn = false;
   torch::Tensor operator()(const torch::Tensor& x) const;
   void Load(WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
-  // Float32 weights on the CPU in a process that has oneDNN's sgemm: later
-  // calls without gradients compute with it (models/onednn.h), which has
-  // AVX-512 kernels where Debian's OpenBLAS may use AVX2 ones. Returns whether
-  // they will. Lays the weight out anew for it.
+  // Float32 (or bfloat16) weights on the CPU in a process that has oneDNN's
+  // sgemm (or its bf16 product): later calls without gradients compute with
+  // it (models/onednn.h), which has AVX-512 kernels where Debian's OpenBLAS
+  // may use AVX2 ones. Returns whether they will. Lays the weight out anew
+  // for it.
   bool PrepareOneDnn();
 };
 

@@ -22,9 +22,20 @@ SgemmFn Find() {
   return fn;
 }
 
+// dnnl_gemm_bf16bf16f32's: A and B bfloat16, C float32.
+using GemmBf16Fn = int (*)(char, char, int64_t, int64_t, int64_t, float, const void*, int64_t,
+                           const void*, int64_t, float, float*, int64_t);
+
+GemmBf16Fn FindBf16() {
+  static const GemmBf16Fn fn =
+      reinterpret_cast<GemmBf16Fn>(dlsym(RTLD_DEFAULT, "dnnl_gemm_bf16bf16f32"));
+  return fn;
+}
+
 }  // namespace
 
 bool Available() { return Find() != nullptr; }
+bool AvailableBf16() { return FindBf16() != nullptr; }
 
 void Sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -42,11 +53,25 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
   TORCH_CHECK(x.size(-1) == in, "linear: input has ", x.size(-1), " features, weight ", in);
   const torch::Tensor rows = x.reshape({-1, in}).contiguous();
   const int64_t m = rows.size(0);
-  // A fresh output: with one row, bias.expand(...).contiguous() would be the
-  // bias itself.
-  torch::Tensor y = torch::empty({m, out}, x.options());
+  // A fresh float32 output: with one row, bias.expand(...).contiguous()
+  // would be the bias itself.
+  torch::Tensor y = torch::empty({m, out}, x.options().dtype(torch::kFloat32));
   if (bias.defined()) y.copy_(bias.expand({m, out}));
   const float beta = bias.defined() ? 1.0f : 0.0f;
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = out;
+  if (x.scalar_type() == torch::kBFloat16) {
+    const GemmBf16Fn fn = FindBf16();
+    if (fn == nullptr) throw std::runtime_error("oneDNN's dnnl_gemm_bf16bf16f32 is not in this process");
+    const bool laid_out = weight.stride(0) == 1 && weight.stride(1) == out;
+    const torch::Tensor w = laid_out ? weight : weight.contiguous();
+    const int status = fn('N', laid_out ? 'N' : 'T', m, out, in, 1.0f, rows.data_ptr(), in,
+                          w.data_ptr(), laid_out ? out : in, beta, y.data_ptr<float>(), out);
+    if (status != 0) {
+      throw std::runtime_error("dnnl_gemm_bf16bf16f32 failed with status " + std::to_string(status));
+    }
+    return y.to(torch::kBFloat16).view(shape);
+  }
   if (weight.stride(0) == 1 && weight.stride(1) == out) {
     // The transpose of a contiguous [in, out]: no transposed operand.
     Sgemm('N', 'N', m, out, in, 1.0f, rows.data_ptr<float>(), in, weight.data_ptr<float>(), out,
@@ -56,8 +81,6 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
     Sgemm('N', 'T', m, out, in, 1.0f, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, beta,
           y.data_ptr<float>(), out);
   }
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = out;
   return y.view(shape);
 }
 

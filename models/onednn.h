@@ -12,6 +12,8 @@ namespace clca::onednn {
 
 // Whether this process has dnnl_sgemm.
 bool Available();
+// Whether it also has dnnl_gemm_bf16bf16f32 (bfloat16 products, float32 sums).
+bool AvailableBf16();
 
 // C = alpha * op(A) * op(B) + beta * C on row-major float32 matrices, op
 // being 'N' (as is) or 'T' (transposed), as dnnl_sgemm; it runs on the calling
@@ -20,7 +22,9 @@ void Sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alph
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // x [..., in] times weight [out, in] transposed, plus bias [out] if defined:
-// at::linear for float32 CPU tensors. (LinearWeights uses it from 128 rows.)
+// at::linear for float32 or bfloat16 CPU tensors (bfloat16: summed and biased
+// in float32, then rounded). A weight that is the transposed view of a
+// contiguous [in, out] is multiplied fastest (LinearWeights::PrepareOneDnn).
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
                      const torch::Tensor& bias);
 

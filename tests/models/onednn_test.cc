@@ -68,6 +68,29 @@ TEST_F(OneDnnTest, LinearIsLibTorchs) {
   EXPECT_TRUE(layer(x).requires_grad());
 }
 
+// bfloat16: the products of the bf16 operands, summed and biased in float32,
+// rounded once.
+TEST_F(OneDnnTest, Bf16LinearIsTheRoundedFloat32Product) {
+  if (!onednn::AvailableBf16()) GTEST_SKIP() << "no dnnl_gemm_bf16bf16f32";
+  torch::NoGradGuard no_grad;
+  LinearWeights layer;
+  layer.weight = torch::randn({96, 48}).to(torch::kBFloat16);
+  layer.bias = torch::randn({96}).to(torch::kBFloat16);
+  const torch::Tensor w = layer.weight.to(torch::kFloat32), b = layer.bias.to(torch::kFloat32);
+  ASSERT_TRUE(layer.PrepareOneDnn());
+  EXPECT_EQ(layer.weight.stride(0), 1);
+  for (int64_t rows : {1, 5, 300}) {
+    SCOPED_TRACE(rows);
+    torch::Tensor x = torch::randn({rows, 48}).to(torch::kBFloat16);
+    torch::Tensor got = layer(x);
+    EXPECT_EQ(got.scalar_type(), torch::kBFloat16);
+    torch::Tensor want = at::linear(x.to(torch::kFloat32), w, b);
+    // One bf16 rounding of the result: a relative 2^-8.
+    EXPECT_TRUE(torch::allclose(got.to(torch::kFloat32), want, 1e-2, 1e-2));
+  }
+  EXPECT_TRUE(torch::equal(layer.bias.to(torch::kFloat32), b));
+}
+
 TEST_F(OneDnnTest, AttentionIsSoftmaxAttention) {
   torch::NoGradGuard no_grad;
   const int64_t batch = 2, length = 9, heads = 3, head_dim = 8, dim = heads * head_dim;

@@ -340,6 +340,15 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   }
   const bool cpu_inference =
       !select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled();
+  // What the reducer ranks tokens by: the CLS query's probabilities
+  // `cls_rows` [B, H, N] averaged over heads, and the keys' mean.
+  auto summarise = [&](const Tensor& cls_rows) {
+    if (!summary) return;
+    if (reducer->needs_cls_attention()) {
+      summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1);
+    }
+    if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+  };
   if (cpu_inference) {
     const bool want_cls = summary && reducer->needs_cls_attention();
     Tensor cls_rows, out;
@@ -354,8 +363,7 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
                 .transpose(1, 2)
                 .reshape({batch, length, dim});
     }
-    if (want_cls) summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1);
-    if (summary && reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+    summarise(cls_rows);
     return b.proj(out);
   }
   Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
@@ -369,24 +377,20 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
     if (bias.defined()) mask = bias.to(q.scalar_type()).reshape({batch, 1, 1, length});
     Tensor out = mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, 1.0)
                                 : at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+    Tensor cls_rows;
     if (summary && reducer->needs_cls_attention()) {
       Tensor cls = torch::matmul(q.narrow(2, 0, 1), k.transpose(-2, -1));
       if (mask.defined()) cls = cls + mask;
-      summary->cls_attention = cls.softmax(-1).select(2, 0).narrow(-1, 1, length - 1).mean(1);
+      cls_rows = cls.softmax(-1).select(2, 0);
     }
-    if (summary && reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+    summarise(cls_rows);
     return b.proj(out.transpose(1, 2).reshape({batch, length, dim}));
   }
 #endif
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
   if (bias.defined()) scores = scores + bias.reshape({batch, 1, 1, length});
   Tensor attn = tokens.policy.defined() ? PolicySoftmax(scores, tokens.policy) : scores.softmax(-1);
-  if (summary) {
-    if (reducer->needs_cls_attention()) {
-      summary->cls_attention = attn.select(2, 0).narrow(-1, 1, length - 1).mean(1);
-    }
-    if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
-  }
+  summarise(attn.select(2, 0));
   if (select) {
     *selected = reducer->SelectTokens(*select, attn, v, tokens);
     attn = attn.gather(2, selected->reshape({batch, 1, -1, 1}).expand({batch, heads, -1, length}));

@@ -60,27 +60,23 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
   const float beta = bias.defined() ? 1.0f : 0.0f;
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = out;
+  // The transpose of a contiguous [in, out] needs no transposed operand.
+  const bool laid_out = weight.stride(0) == 1 && weight.stride(1) == out;
+  const torch::Tensor w = laid_out ? weight : weight.contiguous();
+  const char transb = laid_out ? 'N' : 'T';
+  const int64_t ldb = laid_out ? out : in;
   if (x.scalar_type() == torch::kBFloat16) {
     const GemmBf16Fn fn = FindBf16();
     if (fn == nullptr) throw std::runtime_error("oneDNN's dnnl_gemm_bf16bf16f32 is not in this process");
-    const bool laid_out = weight.stride(0) == 1 && weight.stride(1) == out;
-    const torch::Tensor w = laid_out ? weight : weight.contiguous();
-    const int status = fn('N', laid_out ? 'N' : 'T', m, out, in, 1.0f, rows.data_ptr(), in,
-                          w.data_ptr(), laid_out ? out : in, beta, y.data_ptr<float>(), out);
+    const int status = fn('N', transb, m, out, in, 1.0f, rows.data_ptr(), in, w.data_ptr(), ldb,
+                          beta, y.data_ptr<float>(), out);
     if (status != 0) {
       throw std::runtime_error("dnnl_gemm_bf16bf16f32 failed with status " + std::to_string(status));
     }
     return y.to(torch::kBFloat16).view(shape);
   }
-  if (weight.stride(0) == 1 && weight.stride(1) == out) {
-    // The transpose of a contiguous [in, out]: no transposed operand.
-    Sgemm('N', 'N', m, out, in, 1.0f, rows.data_ptr<float>(), in, weight.data_ptr<float>(), out,
-          beta, y.data_ptr<float>(), out);
-  } else {
-    const torch::Tensor w = weight.contiguous();
-    Sgemm('N', 'T', m, out, in, 1.0f, rows.data_ptr<float>(), in, w.data_ptr<float>(), in, beta,
-          y.data_ptr<float>(), out);
-  }
+  Sgemm('N', transb, m, out, in, 1.0f, rows.data_ptr<float>(), in, w.data_ptr<float>(), ldb, beta,
+        y.data_ptr<float>(), out);
   return y.view(shape);
 }
 

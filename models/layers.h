@@ -2,35 +2,52 @@
 // after loading, so any number of threads may run them at once.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <torch/torch.h>
 
+#include "models/onednn.h"
 #include "models/weights.h"
 
 namespace clca {
 
 struct LinearWeights {
-  torch::Tensor weight;  // [out, in]; after PrepareOneDnn, a view of a contiguous [in, out]
-  torch::Tensor bias;    // [out] or undefined
+  // [out, in]. Undefined once `packed` holds it (the model drops it there);
+  // after PrepareOneDnn without oneDNN's primitives, the transposed view of a
+  // contiguous [in, out].
+  torch::Tensor weight;
+  torch::Tensor bias;  // [out] or undefined
   // Calls without gradients compute with oneDNN (set by PrepareOneDnn).
   bool onednn = false;
+  // The weight packed for oneDNN's matmul, with one epilogue fused (set by
+  // PrepareOneDnn where the build has oneDNN's primitives).
+  std::shared_ptr<const onednn::PackedLinear> packed;
+  // x W^T + b.
   torch::Tensor operator()(const torch::Tensor& x) const;
+  // GELU(x W^T + b), erf form.
+  torch::Tensor Gelu(const torch::Tensor& x) const;
+  // residual + x W^T + b.
+  torch::Tensor AddTo(const torch::Tensor& residual, const torch::Tensor& x) const;
   void Load(WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
-  // Float32 (or bfloat16) weights on the CPU in a process that has oneDNN's
-  // sgemm (or its bf16 product): later calls without gradients compute with
-  // it (models/onednn.h), which has AVX-512 kernels where Debian's OpenBLAS
-  // may use AVX2 ones. Returns whether they will. Lays the weight out anew
-  // for it.
-  bool PrepareOneDnn();
+  // Float32 or bfloat16 weights on the CPU in a process that has oneDNN's
+  // products (models/onednn.h): later calls without gradients compute with
+  // them, which have AVX-512 kernels where Debian's OpenBLAS may use AVX2
+  // ones. Returns whether they will. Packs the weight for oneDNN's matmul
+  // with `epilogue` fused, which the call that names it (Gelu, AddTo or the
+  // plain product) then uses; the others unpack a copy each time.
+  bool PrepareOneDnn(onednn::Epilogue epilogue = onednn::Epilogue::kNone);
+
+ private:
+  bool UsePacked(const torch::Tensor& x, onednn::Epilogue epilogue) const;
 };
 
 struct LayerNormWeights {
   torch::Tensor weight, bias;
   double eps = 1e-6;
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
-  }
+  // bfloat16 on the CPU without gradients: statistics in float32, with the
+  // AVX512-BF16 kernel where the CPU has it.
+  torch::Tensor operator()(const torch::Tensor& x) const;
   void Load(WeightStore& w, const std::string& prefix, int64_t dim, double eps);
 };
 

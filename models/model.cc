@@ -137,6 +137,8 @@ struct ClcaModel::Impl {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   StateDict loaded;
+  // Entries of `loaded` left undefined: float32 weights kept only packed.
+  std::map<std::string, const LinearWeights*> packed_weights;
   // Trainable models: the parameters, in reference names.
   std::vector<std::pair<std::string, Tensor>> parameters;
 
@@ -160,7 +162,8 @@ struct ClcaModel::Impl {
   // Multi-head attention over `x` (= norm1 of the tokens). `summary` (if not
   // null) receives what an after-attention reducer needs; `select` (if not
   // null) is an inside-attention step: only the rows it picks are output and
-  // their indices are stored in `*selected`.
+  // their indices are stored in `*selected`. Returns the heads' outputs side
+  // by side [B, rows, C], before the output projection.
   Tensor Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
                    AttentionSummary* summary, const ReductionStep* select,
                    Tensor* selected) const;
@@ -288,17 +291,40 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
   }
   if (reducer) reducer->MoveTo(device, dtype);
   if (options.onednn_linear && !options.trainable) {
-    // PrepareOneDnn lays the weights out anew; state_dict() gives those
-    // tensors, so that the old ones can be freed.
+    // PrepareOneDnn packs the weights or lays them out anew. Only that copy
+    // is kept: state_dict() gives the re-laid tensors and unpacks the packed
+    // ones.
     std::map<const c10::TensorImpl*, Tensor> relaid;
+    std::map<const c10::TensorImpl*, const LinearWeights*> packed;
     for (BlockWeights& b : blocks) {
-      for (LinearWeights* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) {
+      // The residual adds and the GELU go into the products where they can
+      // (bfloat16); layer scale comes between product and residual.
+      const auto after_product = [](const Tensor& scale) {
+        return scale.defined() ? onednn::Epilogue::kNone : onednn::Epilogue::kResidual;
+      };
+      const std::pair<LinearWeights*, onednn::Epilogue> layers[] = {
+          {&b.qkv, onednn::Epilogue::kNone},
+          {&b.proj, after_product(b.ls1)},
+          {&b.fc1, onednn::Epilogue::kGelu},
+          {&b.fc2, after_product(b.ls2)}};
+      for (const auto& [l, epilogue] : layers) {
         const Tensor before = l->weight;
-        if (l->PrepareOneDnn()) relaid[before.unsafeGetTensorImpl()] = l->weight;
+        if (!l->PrepareOneDnn(epilogue)) continue;
+        if (l->packed) {
+          l->weight = Tensor();
+          packed[before.unsafeGetTensorImpl()] = l;
+        } else {
+          relaid[before.unsafeGetTensorImpl()] = l->weight;
+        }
       }
     }
     for (auto& [name, t] : loaded) {
-      if (auto it = relaid.find(t.unsafeGetTensorImpl()); it != relaid.end()) t = it->second;
+      if (auto it = relaid.find(t.unsafeGetTensorImpl()); it != relaid.end()) {
+        t = it->second;
+      } else if (auto p = packed.find(t.unsafeGetTensorImpl()); p != packed.end()) {
+        packed_weights[name] = p->second;
+        t = Tensor();
+      }
     }
     // The head's small products too: one OpenBLAS call would leave OpenBLAS's
     // threads spinning beside oneDNN's (9 % of the samples at batch 1).
@@ -345,14 +371,15 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
   auto summarise = [&](const Tensor& cls_rows) {
     if (!summary) return;
     if (reducer->needs_cls_attention()) {
-      summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1);
+      summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1).to(x.scalar_type());
     }
     if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
   };
   if (cpu_inference) {
     const bool want_cls = summary && reducer->needs_cls_attention();
     Tensor cls_rows, out;
-    if (b.qkv.onednn && x.scalar_type() == torch::kFloat32) {
+    if (b.qkv.onednn && (x.scalar_type() == torch::kFloat32 ||
+                         (x.scalar_type() == torch::kBFloat16 && onednn::AttentionBf16Available()))) {
       // Wherever the projections use oneDNN, so does attention: batched
       // products would wake OpenBLAS's threads, which then spin beside oneDNN's.
       out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
@@ -364,7 +391,7 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
                 .reshape({batch, length, dim});
     }
     summarise(cls_rows);
-    return b.proj(out);
+    return out;
   }
   Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   Tensor v = qkv[2];
@@ -384,7 +411,7 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
       cls_rows = cls.softmax(-1).select(2, 0);
     }
     summarise(cls_rows);
-    return b.proj(out.transpose(1, 2).reshape({batch, length, dim}));
+    return out.transpose(1, 2).reshape({batch, length, dim});
   }
 #endif
   Tensor scores = torch::matmul(q, k.transpose(-2, -1));
@@ -396,8 +423,7 @@ Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens
     attn = attn.gather(2, selected->reshape({batch, 1, -1, 1}).expand({batch, heads, -1, length}));
   }
   const int64_t rows = attn.size(2);
-  Tensor out = torch::matmul(attn, v).transpose(1, 2).reshape({batch, rows, dim});
-  return b.proj(out);
+  return torch::matmul(attn, v).transpose(1, 2).reshape({batch, rows, dim});
 }
 
 Tensor ClcaModel::Impl::PoolTokens(const Tokens& tokens, int64_t start, int64_t end) {
@@ -499,15 +525,15 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate, bool 
     const bool inside_attention =
         reduces && reducer->stage() == TokenReducer::Stage::kInsideAttention;
     Tensor selected;
-    Tensor a = Attention(b, b.norm1(tokens.x), tokens, after_attention ? &summary : nullptr,
-                         inside_attention ? &step : nullptr, &selected);
+    Tensor heads = Attention(b, b.norm1(tokens.x), tokens, after_attention ? &summary : nullptr,
+                             inside_attention ? &step : nullptr, &selected);
     if (selected.defined()) {
       tokens.x = tokens.x.gather(1, selected.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
     }
-    tokens.x = tokens.x + (b.ls1.defined() ? a * b.ls1 : a);
+    tokens.x = b.ls1.defined() ? tokens.x + b.proj(heads) * b.ls1 : b.proj.AddTo(tokens.x, heads);
     if (after_attention) reducer->Reduce(step, summary, tokens);
-    Tensor m = b.fc2(at::gelu(b.fc1(b.norm2(tokens.x))));
-    tokens.x = tokens.x + (b.ls2.defined() ? m * b.ls2 : m);
+    Tensor hidden = b.fc1.Gelu(b.norm2(tokens.x));
+    tokens.x = b.ls2.defined() ? tokens.x + b.fc2(hidden) * b.ls2 : b.fc2.AddTo(tokens.x, hidden);
     if (at_location) ++step_index;
     result.tokens.push_back(tokens.x.size(1));
 
@@ -666,14 +692,24 @@ const ModelOptions& ClcaModel::options() const { return impl_->options; }
 torch::Device ClcaModel::device() const { return impl_->device; }
 StateDict ClcaModel::state_dict() const {
   StateDict out = impl_->loaded;
-  for (auto& entry : out) entry.second = entry.second.detach();
+  for (auto& [name, t] : out) {
+    if (auto it = impl_->packed_weights.find(name); it != impl_->packed_weights.end()) {
+      t = it->second->packed->Weight();
+    } else {
+      t = t.detach();
+    }
+  }
   return out;
 }
 
 int64_t ClcaModel::parameter_count() const {
   int64_t count = 0;
   for (const auto& [name, t] : impl_->loaded) {
-    if (t.is_floating_point()) count += t.numel();
+    if (auto it = impl_->packed_weights.find(name); it != impl_->packed_weights.end()) {
+      count += it->second->packed->in_features() * it->second->packed->out_features();
+    } else if (t.is_floating_point()) {
+      count += t.numel();
+    }
   }
   return count;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include <torch/torch.h>
 
@@ -14,6 +15,8 @@ namespace clca::onednn {
 bool Available();
 // Whether it also has dnnl_gemm_bf16bf16f32 (bfloat16 products, float32 sums).
 bool AvailableBf16();
+// Whether Attention takes bfloat16: AvailableBf16() on a CPU with AVX512-BF16.
+bool AttentionBf16Available();
 
 // C = alpha * op(A) * op(B) + beta * C on row-major float32 matrices, op
 // being 'N' (as is) or 'T' (transposed), as dnnl_sgemm; it runs on the calling
@@ -28,12 +31,50 @@ void Sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alph
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
                      const torch::Tensor& bias);
 
+// What a PackedLinear does to x W^T + b before it writes it out.
+enum class Epilogue {
+  kNone,
+  kGelu,      // GELU, erf form (at::gelu's default)
+  kResidual,  // + a residual of the output's shape
+};
+
+// A linear layer as one oneDNN matmul primitive (the library linked against
+// oneDNN's headers, CLCA_HAVE_DNNL): the weight is packed once in the layout
+// oneDNN's kernels read fastest, and bias and epilogue are applied to the
+// float32 sums before the one rounding to the output type. Float32 or
+// bfloat16 on the CPU. Only the packed copy is kept. Primitives are made per
+// row count and kept; calls from several threads at once are safe.
+class PackedLinear {
+ public:
+  // Packs `weight` [out, in] (bias [out] or undefined, same dtype, CPU).
+  // Null when this build has no oneDNN primitives or oneDNN refuses the shape.
+  static std::unique_ptr<PackedLinear> Create(const torch::Tensor& weight,
+                                              const torch::Tensor& bias, Epilogue epilogue);
+  ~PackedLinear();
+  Epilogue epilogue() const;
+  torch::ScalarType dtype() const;
+  int64_t in_features() const;
+  int64_t out_features() const;
+  // The weight [out, in] unpacked into a new tensor (the transposed view of
+  // a contiguous [in, out]).
+  torch::Tensor Weight() const;
+  // x [..., in] of the weight's dtype; `residual` [..., out] for kResidual.
+  // Throws on failure (oneDNN's or a shape mismatch).
+  torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& residual = {}) const;
+
+ private:
+  struct Impl;
+  explicit PackedLinear(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // Softmax attention from a qkv projection [B, N, 3 * C] (q, k, v, each of H
 // heads of C / H, contiguous), with `bias` [B, N] (or undefined) added to
 // every query's scores. Returns [B, N, C], heads side by side. If `cls_rows`
 // is given, it receives each head's probabilities of the first query,
-// [B, H, N]. Pairs of (image, head) run in parallel, each with its scores
-// [N, N] in one buffer per thread.
+// [B, H, N], float32. Pairs of (image, head) run in parallel, each with its
+// scores [N, N] in one buffer per thread. Float32, or bfloat16 where
+// AttentionBf16Available() (float32 scores and softmax, bfloat16 products).
 torch::Tensor Attention(const torch::Tensor& qkv, int64_t heads, const torch::Tensor& bias,
                         torch::Tensor* cls_rows);
 

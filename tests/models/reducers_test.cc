@@ -192,6 +192,16 @@ TEST_P(ParityCheckpoint, RunsInBFloat16) {
   EXPECT_EQ(result->logits.scalar_type(), torch::kFloat32);
   EXPECT_TRUE(torch::isfinite(result->logits).all().item<bool>());
   EXPECT_EQ(result->tokens, EstimateCost(loaded->model->config(), 0.5)->tokens);
+  // It agrees with float32 on the reference's weights: the same classes and
+  // logits within bfloat16's rounding of activations (2^-8 relative).
+  auto fp32 = LoadModel(ParityDir() + "/" + CaseName(method) + ".pth", CaseConfig(method));
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+  auto want = fp32->model->Forward(CaseInput(method), 0.5);
+  ASSERT_TRUE(want.ok()) << want.status();
+  const float spread = (want->logits.max() - want->logits.min()).item<float>();
+  const float error = (result->logits - want->logits).abs().max().item<float>();
+  EXPECT_LT(error, 0.05f * spread);
+  EXPECT_TRUE(torch::equal(result->logits.argmax(1), want->logits.argmax(1)));
 }
 
 // Without the cross-layer cache every method targets the initial patches.

@@ -53,6 +53,7 @@ struct PerfFlags {
   std::string request_rate_range;
   std::string distribution = "constant";
   int max_threads = 16;
+  bool streaming = false;
   int window_ms = 2000;
   int warmup_ms = 0;
   double stability = 0.10;
@@ -97,6 +98,11 @@ void AddPerfCommand(CLI::App& app, PerfFlags* f) {
       if (a != b) a->excludes(b);
     }
   }
+  perf->add_flag("--streaming", f->streaming,
+                 "Send over ClassifyStream: each concurrency slot keeps one request in flight "
+                 "on its own stream (no per-request deadline)")
+      ->excludes(rate)
+      ->excludes(rate_range);
   perf->add_option("--request-distribution", f->distribution,
                    "Intervals between requests in request-rate mode")
       ->check(CLI::IsMember({"constant", "poisson"}))
@@ -176,6 +182,7 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms
   options.distribution = f.distribution == "poisson" ? perf::Distribution::kPoisson
                                                      : perf::Distribution::kConstant;
   options.max_threads = f.max_threads;
+  options.streaming = f.streaming;
   options.window = std::chrono::milliseconds(f.window_ms);
   options.warmup = std::chrono::milliseconds(f.warmup_ms);
   options.stability = f.stability;

@@ -142,12 +142,21 @@ std::vector<double> SortedLatencies(const std::vector<const Sample*>& samples) {
   return latencies;
 }
 
+using Stream = grpc::ClientReaderWriter<v1::ClassifyStreamRequest, v1::ClassifyStreamResponse>;
+
+// The prepared requests, per image and keep rate: for Classify, and wrapped
+// for ClassifyStream (empty unless streaming).
+struct Requests {
+  std::vector<std::vector<v1::ClassifyRequest>> unary;
+  std::vector<std::vector<v1::ClassifyStreamRequest>> streamed;
+};
+
 // State shared by the sending threads of one point.
 class PointState {
  public:
-  PointState(v1::Classifier::Stub* stub, const PerfOptions& options,
-             const std::vector<std::vector<v1::ClassifyRequest>>& requests)
-      : stub_(stub), options_(options), requests_(requests) {}
+  PointState(v1::Classifier::Stub* stub, const PerfOptions& options, const Requests& requests)
+      : stub_(stub), options_(options), requests_(requests.unary),
+        stream_requests_(requests.streamed) {}
 
   // Sends one request and records it; latency counts from `scheduled`.
   void Send(size_t image, int keep_rate, Clock::time_point scheduled, bool delayed) {
@@ -158,24 +167,45 @@ class PointState {
     v1::ClassifyResponse response;
     const grpc::Status status =
         stub_->Classify(&context, requests_[image % requests_.size()][keep_rate], &response);
+    Record(scheduled, static_cast<int>(status.error_code()), keep_rate, delayed,
+           status.ok() ? &response.cost() : nullptr);
+  }
+
+  // Streaming: sends one request on `stream` and records its response.
+  // False if the stream broke; the caller then records its final status.
+  bool SendOnStream(Stream* stream, size_t image, int keep_rate) {
+    const Clock::time_point scheduled = Clock::now();
+    v1::ClassifyStreamResponse response;
+    if (!stream->Write(stream_requests_[image % stream_requests_.size()][keep_rate]) ||
+        !stream->Read(&response)) {
+      return false;
+    }
+    const int code = response.status().code();
+    Record(scheduled, code, keep_rate, false, code == 0 ? &response.response().cost() : nullptr);
+    return true;
+  }
+
+  void Record(Clock::time_point scheduled, int code, int keep_rate, bool delayed,
+              const v1::Cost* cost) {
     Sample sample;
     sample.done = Clock::now();
     sample.latency_ms =
         std::chrono::duration<double, std::milli>(sample.done - scheduled).count();
-    sample.code = static_cast<int>(status.error_code());
+    sample.code = code;
     sample.keep_rate = keep_rate;
     sample.delayed = delayed;
-    if (status.ok()) {
-      const v1::Cost& cost = response.cost();
-      sample.batch_size = cost.batch_size();
-      sample.queue_us = cost.queue_us();
-      sample.preprocess_us = cost.preprocess_us();
-      sample.compute_us = cost.compute_us();
-      sample.total_us = cost.total_us();
+    if (cost) {
+      sample.batch_size = cost->batch_size();
+      sample.queue_us = cost->queue_us();
+      sample.preprocess_us = cost->preprocess_us();
+      sample.compute_us = cost->compute_us();
+      sample.total_us = cost->total_us();
     }
     std::lock_guard<std::mutex> lock(mutex_);
     samples_.push_back(sample);
   }
+
+  v1::Classifier::Stub* stub() const { return stub_; }
 
   // Removes and returns the samples that finished before `end`.
   std::vector<Sample> TakeBefore(Clock::time_point end) {
@@ -207,6 +237,7 @@ class PointState {
   v1::Classifier::Stub* stub_;
   const PerfOptions& options_;
   const std::vector<std::vector<v1::ClassifyRequest>>& requests_;
+  const std::vector<std::vector<v1::ClassifyStreamRequest>>& stream_requests_;
   std::mutex mutex_;
   std::vector<Sample> samples_;
   std::atomic<size_t> next_image_{0};
@@ -336,9 +367,8 @@ void Summarize(const std::deque<Window>& windows, size_t mix_size, PerfPoint* po
 // Runs one point of the sweep: `concurrency` > 0 keeps that many requests in
 // flight, otherwise `rate` requests per second are sent on schedule.
 PerfPoint MeasurePoint(v1::Classifier::Stub* stub, const PerfOptions& options,
-                       const std::vector<std::vector<v1::ClassifyRequest>>& requests,
-                       const std::vector<KeepRateShare>& mix, int concurrency, double rate,
-                       size_t point_index) {
+                       const Requests& requests, const std::vector<KeepRateShare>& mix,
+                       int concurrency, double rate, size_t point_index) {
   PerfPoint point;
   point.concurrency = concurrency;
   point.request_rate = rate;
@@ -350,7 +380,35 @@ PerfPoint MeasurePoint(v1::Classifier::Stub* stub, const PerfOptions& options,
   std::vector<std::thread> threads;
   const Clock::time_point start = Clock::now();
   std::optional<Schedule> schedule;
-  if (concurrency > 0) {
+  if (concurrency > 0 && options.streaming) {
+    for (int t = 0; t < concurrency; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937_64 rng = MakeRng(options.seed, point_index, static_cast<uint64_t>(t) + 1);
+        std::discrete_distribution<int> pick(weights.begin(), weights.end());
+        // One stream per slot, opened again if it breaks.
+        std::unique_ptr<grpc::ClientContext> context;
+        std::unique_ptr<Stream> stream;
+        while (!state.stopped()) {
+          if (!stream) {
+            context = std::make_unique<grpc::ClientContext>();
+            stream = state.stub()->ClassifyStream(context.get());
+          }
+          const Clock::time_point sent = Clock::now();
+          const int keep_rate = pick(rng);
+          if (state.SendOnStream(stream.get(), state.NextImage(), keep_rate)) continue;
+          const grpc::Status status = stream->Finish();
+          state.Record(sent, status.ok() ? static_cast<int>(grpc::StatusCode::UNKNOWN)
+                                         : static_cast<int>(status.error_code()),
+                       keep_rate, false, nullptr);
+          stream.reset();
+        }
+        if (stream) {
+          stream->WritesDone();
+          stream->Finish();
+        }
+      });
+    }
+  } else if (concurrency > 0) {
     for (int t = 0; t < concurrency; ++t) {
       threads.emplace_back([&, t] {
         std::mt19937_64 rng = MakeRng(options.seed, point_index, static_cast<uint64_t>(t) + 1);
@@ -422,6 +480,9 @@ absl::Status Validate(const PerfOptions& options) {
   }
   if (!options.concurrency.empty() && !options.request_rates.empty()) {
     return invalid("give concurrency levels or request rates, not both");
+  }
+  if (options.streaming && !options.request_rates.empty()) {
+    return invalid("streaming measures concurrency levels, not request rates");
   }
   for (int c : options.concurrency) {
     if (c < 1 || c > kMaxConcurrency) {
@@ -637,7 +698,9 @@ absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel
 
   // One prepared request per image and keep rate.
   const size_t num_images = options.images.size() + options.raw_images.size();
-  std::vector<std::vector<v1::ClassifyRequest>> requests(num_images);
+  Requests prepared;
+  std::vector<std::vector<v1::ClassifyRequest>>& requests = prepared.unary;
+  requests.resize(num_images);
   for (size_t i = 0; i < num_images; ++i) {
     for (const KeepRateShare& share : mix) {
       v1::ClassifyRequest request;
@@ -653,6 +716,12 @@ absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel
       } else {
         request.set_image(options.images[i]);
       }
+      if (options.streaming) {
+        v1::ClassifyStreamRequest wrapped;
+        *wrapped.mutable_request() = request;
+        if (prepared.streamed.size() <= i) prepared.streamed.resize(i + 1);
+        prepared.streamed[i].push_back(std::move(wrapped));
+      }
       requests[i].push_back(std::move(request));
     }
   }
@@ -665,14 +734,15 @@ absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel
 
   PerfReport report;
   report.request_rate_mode = !options.request_rates.empty();
+  report.streaming = options.streaming;
   std::vector<int> levels = options.concurrency;
   if (!report.request_rate_mode && levels.empty()) levels.push_back(1);
   const size_t points = report.request_rate_mode ? options.request_rates.size() : levels.size();
   for (size_t i = 0; i < points; ++i) {
     PerfPoint point =
         report.request_rate_mode
-            ? MeasurePoint(stub.get(), options, requests, mix, 0, options.request_rates[i], i)
-            : MeasurePoint(stub.get(), options, requests, mix, levels[i], 0, i);
+            ? MeasurePoint(stub.get(), options, prepared, mix, 0, options.request_rates[i], i)
+            : MeasurePoint(stub.get(), options, prepared, mix, levels[i], 0, i);
     if (on_point) on_point(point);
     report.results.push_back(std::move(point));
   }
@@ -699,7 +769,8 @@ std::string DescribePoint(const PerfPoint& point) {
 std::string FormatPerfTable(const ReportContext& context, const PerfReport& report) {
   std::string out = absl::StrCat("Server ", context.server, ", model ", context.model);
   if (context.version) absl::StrAppend(&out, " v", *context.version);
-  absl::StrAppend(&out, ", keep rates ", MixText(context.keep_rates), "\n");
+  absl::StrAppend(&out, ", keep rates ", MixText(context.keep_rates),
+                  report.streaming ? ", over ClassifyStream" : "", "\n");
   absl::StrAppend(&out,
                   "Latency: client-side, ms. Queue, Compute: server-reported means per "
                   "request, ms.\n\n");
@@ -769,7 +840,7 @@ std::string PerfJson(const ReportContext& context, const PerfReport& report) {
                                  ",\"model\":", JsonString(context.model));
   if (context.version) absl::StrAppend(&out, ",\"version\":", *context.version);
   absl::StrAppend(&out, ",\"mode\":", rate_mode ? "\"request_rate\"" : "\"concurrency\"",
-                  ",\"keep_rates\":[");
+                  ",\"streaming\":", report.streaming ? "true" : "false", ",\"keep_rates\":[");
   for (size_t i = 0; i < context.keep_rates.size(); ++i) {
     const KeepRateShare& share = context.keep_rates[i];
     absl::StrAppend(&out, i ? "," : "", "{\"keep_rate\":",

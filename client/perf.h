@@ -82,6 +82,10 @@ struct PerfOptions {
   Distribution distribution = Distribution::kConstant;
   // Threads sending in request-rate mode; each holds one request at a time.
   int max_threads = 16;
+  // Concurrency levels over ClassifyStream instead of Classify calls: each
+  // of the `concurrency` slots keeps one request in flight on its own stream
+  // (perf_analyzer's --streaming). `deadline` does not apply.
+  bool streaming = false;
 
   // Length of one measurement window.
   std::chrono::milliseconds window{2000};
@@ -164,6 +168,8 @@ struct PerfPoint {
 
 struct PerfReport {
   bool request_rate_mode = false;
+  // Sent over ClassifyStream (PerfOptions::streaming).
+  bool streaming = false;
   std::vector<PerfPoint> results;
 };
 
@@ -186,7 +192,7 @@ struct ReportContext {
 // Aligned columns, one row per point, plus rows per keep rate when there is a
 // mix and the errors by code.
 std::string FormatPerfTable(const ReportContext& context, const PerfReport& report);
-// One JSON object: {"server", "model", "mode", "results": [...]}.
+// One JSON object: {"server", "model", "mode", "streaming", "results": [...]}.
 std::string PerfJson(const ReportContext& context, const PerfReport& report);
 // A header row and one row per point.
 std::string PerfCsv(const ReportContext& context, const PerfReport& report);

@@ -126,6 +126,33 @@ TEST_F(PerfCliTest, RawInputSendsPixelsOfTheModelInputSize) {
   EXPECT_GT(json["results"][0]["server_compute_ms"].get<double>(), 0);
 }
 
+// --streaming keeps each slot's request on its own ClassifyStream; a
+// refused item is counted by its code and the stream goes on.
+TEST_F(PerfCliTest, StreamingSendsOverClassifyStream) {
+  ClientRun run;
+  nlohmann::json json = RunJson(" --streaming --concurrency 1,3", &run);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(json["streaming"], true);
+  ASSERT_EQ(json["results"].size(), 2u) << json.dump();
+  for (const nlohmann::json& point : json["results"]) {
+    SCOPED_TRACE(point.dump());
+    EXPECT_GT(point["requests"].get<int>(), 0);
+    EXPECT_EQ(point["error_count"], 0);
+    EXPECT_GT(point["server_compute_ms"].get<double>(), 0);
+    EXPECT_LE(point["latency_ms"]["p50"].get<double>(), point["latency_ms"]["p99"].get<double>());
+  }
+  json = RunJson(" --streaming --keep-rates 0.05:1,0.5:1 --concurrency 2", &run);
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  const nlohmann::json& point = json["results"][0];
+  EXPECT_GT(point["errors"]["INVALID_ARGUMENT"].get<int>(), 0) << point.dump();
+  EXPECT_GT(point["keep_rates"][1]["requests"].get<int>(), 0) << point.dump();
+  EXPECT_EQ(point["keep_rates"][1]["errors"], 0) << point.dump();
+  // The table says so.
+  run = RunClient("perf" + Server() + Image() + kQuick + " --streaming");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("over ClassifyStream"));
+}
+
 TEST_F(PerfCliTest, RefusedRequestsAreCountedByCodeAndExitWithTwo) {
   ClientRun run;
   nlohmann::json json = RunJson(" --model nope --concurrency 1", &run);
@@ -186,6 +213,8 @@ TEST(PerfCliFlagsTest, BadFlagsExitWithOneAndSayWhy) {
   run = RunClient(perf + " --json --csv");
   EXPECT_NE(run.exit_code, 0) << run.output;
   run = RunClient(perf + " --request-distribution gamma");
+  EXPECT_NE(run.exit_code, 0) << run.output;
+  run = RunClient(perf + " --streaming --request-rate 5");
   EXPECT_NE(run.exit_code, 0) << run.output;
   // No server: the connection times out within --timeout.
   run = RunClient(perf + " --timeout 500");

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -45,8 +46,10 @@ inline __mmask16 TailMask(int64_t count) {
   return static_cast<__mmask16>((1u << count) - 1u);
 }
 
-CLCA_TARGET void SoftmaxImpl(float* scores, int64_t rows, int64_t n, const float* bias,
-                             uint16_t* probs, int64_t ld_probs, float* first_row) {
+// Out: uint16_t (bfloat16) or float.
+template <typename Out>
+CLCA_TARGET void SoftmaxImpl(float* scores, int64_t rows, int64_t n, const float* bias, Out* probs,
+                             int64_t ld_probs, float* first_row) {
   const int64_t full = n / 16 * 16;
   const __mmask16 tail = TailMask(n - full);
   const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
@@ -96,17 +99,25 @@ CLCA_TARGET void SoftmaxImpl(float* scores, int64_t rows, int64_t n, const float
     }
     const float total = _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
     const __m512 inv = _mm512_set1_ps(total > 0.0f ? 1.0f / total : 0.0f);
-    uint16_t* out = probs + r * ld_probs;
+    Out* out = probs + r * ld_probs;
     float* keep = r == 0 ? first_row : nullptr;
     for (j = 0; j < full; j += 16) {
       const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(row + j), inv);
       if (keep) _mm512_storeu_ps(keep + j, p);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), ToBf16(p));
+      if constexpr (std::is_same_v<Out, float>) {
+        _mm512_storeu_ps(out + j, p);
+      } else {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), ToBf16(p));
+      }
     }
     if (tail) {
       const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + j), inv);
       if (keep) _mm512_mask_storeu_ps(keep + j, tail, p);
-      _mm256_mask_storeu_epi16(out + j, tail, ToBf16(p));
+      if constexpr (std::is_same_v<Out, float>) {
+        _mm512_mask_storeu_ps(out + j, tail, p);
+      } else {
+        _mm256_mask_storeu_epi16(out + j, tail, ToBf16(p));
+      }
     }
   }
 }
@@ -190,6 +201,11 @@ void SoftmaxToBf16(float* scores, int64_t rows, int64_t n, const float* bias, ui
   SoftmaxImpl(scores, rows, n, bias, probs, ld_probs, first_row);
 }
 
+void Softmax(float* scores, int64_t rows, int64_t n, const float* bias, float* probs,
+             int64_t ld_probs, float* first_row) {
+  SoftmaxImpl(scores, rows, n, bias, probs, ld_probs, first_row);
+}
+
 void FloatToBf16(const float* src, int64_t rows, int64_t cols, int64_t ld_src, uint16_t* dst,
                  int64_t ld_dst) {
   FloatToBf16Impl(src, rows, cols, ld_src, dst, ld_dst);
@@ -206,6 +222,9 @@ bool HasAvx512Bf16() { return false; }
 
 void SoftmaxToBf16(float*, int64_t, int64_t, const float*, uint16_t*, int64_t, float*) {
   throw std::logic_error("SoftmaxToBf16 needs AVX512-BF16");
+}
+void Softmax(float*, int64_t, int64_t, const float*, float*, int64_t, float*) {
+  throw std::logic_error("Softmax needs AVX512-BF16");
 }
 void FloatToBf16(const float*, int64_t, int64_t, int64_t, uint16_t*, int64_t) {
   throw std::logic_error("FloatToBf16 needs AVX512-BF16");

@@ -1,7 +1,8 @@
-// Hand-written AVX-512 loops for the bfloat16 forward pass on the CPU, where
-// LibTorch 1.13's own are scalar (its bfloat16 LayerNorm takes 14x as long as
-// its float32 one). Compiled for AVX512-BF16 and chosen at run time: call them
-// only where HasAvx512Bf16() is true. Each runs on the calling thread.
+// Hand-written AVX-512 loops for the forward pass on the CPU: attention's
+// softmax, and the bfloat16 operations where LibTorch 1.13's own are scalar
+// (its bfloat16 LayerNorm takes 14x as long as its float32 one). Compiled for
+// AVX512-BF16 and chosen at run time: call them only where HasAvx512Bf16() is
+// true. Each runs on the calling thread.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,11 @@ bool HasAvx512Bf16();
 // `scores` is overwritten.
 void SoftmaxToBf16(float* scores, int64_t rows, int64_t n, const float* bias, uint16_t* probs,
                    int64_t ld_probs, float* first_row);
+
+// As SoftmaxToBf16, with float32 probabilities; `probs` may be `scores`
+// (ld_probs = n). exp is a polynomial within 2e-7 of the true value.
+void Softmax(float* scores, int64_t rows, int64_t n, const float* bias, float* probs,
+             int64_t ld_probs, float* first_row);
 
 // Rounds `rows` x `cols` float32 (rows `ld_src` apart) to bfloat16 (rows
 // `ld_dst` apart), to nearest even as LibTorch does.

@@ -137,11 +137,13 @@ torch::Tensor Attention(const torch::Tensor& qkv_in, int64_t heads, const torch:
   }
   const float* base = qkv.data_ptr<float>();
   float* out_base = out.data_ptr<float>();
+  const bool own_softmax = kernels::HasAvx512Bf16();
   at::parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
     c10::InferenceMode mode(inference);
     torch::NoGradGuard no_grad;
     torch::Tensor scores = torch::empty({length, length}, qkv.options());
-    torch::Tensor probs = torch::empty({length, length}, qkv.options());
+    // The AVX-512 softmax works in place; LibTorch's writes apart.
+    torch::Tensor probs = own_softmax ? scores : torch::empty({length, length}, qkv.options());
     for (int64_t p = first; p < last; ++p) {
       const int64_t image = p / heads, head = p % heads;
       // Rows of one head's q, k and v are 3 * dim apart.
@@ -150,11 +152,17 @@ torch::Tensor Attention(const torch::Tensor& qkv_in, int64_t heads, const torch:
       const float* v = q + 2 * dim;
       Sgemm('N', 'T', length, length, head_dim, scale, q, 3 * dim, k, 3 * dim, 0.0f,
             scores.data_ptr<float>(), length);
-      if (bias.defined()) scores.add_(bias[image]);
-      at::softmax_out(probs, scores, -1);
-      if (cls_base) {
-        const float* row = probs.data_ptr<float>();
-        std::copy(row, row + length, cls_base + p * length);
+      if (own_softmax) {
+        kernels::Softmax(scores.data_ptr<float>(), length, length,
+                         bias_base ? bias_base + image * length : nullptr, scores.data_ptr<float>(),
+                         length, cls_base ? cls_base + p * length : nullptr);
+      } else {
+        if (bias.defined()) scores.add_(bias[image]);
+        at::softmax_out(probs, scores, -1);
+        if (cls_base) {
+          const float* row = probs.data_ptr<float>();
+          std::copy(row, row + length, cls_base + p * length);
+        }
       }
       Sgemm('N', 'N', length, head_dim, length, 1.0f, probs.data_ptr<float>(), length, v,
             3 * dim, 0.0f, out_base + image * length * dim + head * head_dim, dim);

@@ -6,8 +6,9 @@
 # Each round, per keep rate and layout, runs `clca bench --batch 8 --streams W
 # --threads T` (the same layout in process), then `clca-client perf` at
 # concurrency 16·W (two batches per worker) against clca-server
-# (max_batch_size 8, max_queue_delay_us 0) with encoded PNGs and with raw
-# pixels. Prints one line per measurement and the ratios of the medians.
+# (max_batch_size 8, max_queue_delay_us 0) with encoded PNGs, with raw pixels,
+# and with raw pixels over ClassifyStream (`--streaming`). Prints one line per
+# measurement and the ratios of the medians.
 #   OUT (default bench-results/serving), BUILD (default build), ROUNDS, LAYOUTS
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,9 +41,10 @@ for round in $(seq 1 "$ROUNDS"); do
         --json >"$OUT/bench-$round-kr$kr-$layout.json"
       ips=$(sed -n 's/.*"images_per_s": *\([0-9.]*\).*/\1/p' "$OUT/bench-$round-kr$kr-$layout.json" | head -n 1)
       echo "round $round kr $kr $layout in-process $ips" | tee -a "$results"
-      for input in encoded raw; do
+      for input in encoded raw raw-streaming; do
         flags=(--image deploy/samples/leaf_300x300.png)
         [ "$input" = raw ] && flags=(--raw-input)
+        [ "$input" = raw-streaming ] && flags=(--raw-input --streaming)
         "$BUILD/client/clca-client" perf --server "${addresses[$layout]}" --model clca-demo \
           "${flags[@]}" --keep-rates "$kr" --concurrency $((16 * workers)) --warmup-ms 1000 \
           --window-ms 3000 --max-windows 3 --json --quiet >"$OUT/perf-$round-kr$kr-$layout-$input.json"
@@ -67,7 +69,7 @@ for kr in 1.0 0.1; do
   done
   for layout in $LAYOUTS; do
     base=$(median "$kr" "$layout" in-process)
-    for input in encoded raw; do
+    for input in encoded raw raw-streaming; do
       served=$(median "$kr" "$layout" "served-$input")
       echo "kr $kr, $layout: in-process $base, served ($input) $served, ratio $(ratio "$served" "$base"), to best in-process $best: $(ratio "$served" "$best")"
     done

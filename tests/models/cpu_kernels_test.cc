@@ -60,6 +60,24 @@ TEST_F(CpuKernelsTest, SoftmaxToBf16IsSoftmax) {
   }
 }
 
+// The float32 softmax, in place as attention runs it, against LibTorch's.
+TEST_F(CpuKernelsTest, SoftmaxIsLibTorchsSoftmax) {
+  for (int64_t n : {5, 37, 70}) {
+    SCOPED_TRACE(n);
+    torch::Tensor scores = torch::randn({n, n}) * 4;
+    torch::Tensor bias = torch::randn({n});
+    bias.index_put_({2}, -std::numeric_limits<float>::infinity());
+    const torch::Tensor want = (scores + bias).softmax(-1);
+    torch::Tensor first = torch::empty({n});
+    kernels::Softmax(scores.data_ptr<float>(), n, n, bias.data_ptr<float>(),
+                     scores.data_ptr<float>(), n, first.data_ptr<float>());
+    EXPECT_TRUE(torch::allclose(scores, want, 1e-5, 1e-7))
+        << (scores - want).abs().max().item<float>();
+    EXPECT_TRUE(torch::equal(first, scores[0]));
+    EXPECT_EQ(scores.select(1, 2).abs().max().item<float>(), 0.0f);
+  }
+}
+
 // A row whose every key is hidden gives zeros, not NaN.
 TEST_F(CpuKernelsTest, SoftmaxOfAHiddenRowIsZero) {
   torch::Tensor scores = torch::full({1, 20}, -std::numeric_limits<float>::infinity());

@@ -9,8 +9,8 @@
 
 namespace clca::kernels {
 
-// Whether this CPU has AVX512F, AVX512BW and AVX512-BF16 (and the build is
-// for x86-64).
+// Whether this CPU has AVX512 F, BW, VL, DQ and BF16 (and the build is for
+// x86-64).
 bool HasAvx512Bf16();
 
 // Softmax of each of `rows` rows of `scores` (float32, `n` per row, rows `n`

@@ -297,8 +297,8 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
     std::map<const c10::TensorImpl*, Tensor> relaid;
     std::map<const c10::TensorImpl*, const LinearWeights*> packed;
     for (BlockWeights& b : blocks) {
-      // The residual adds and the GELU go into the products where they can
-      // (bfloat16); layer scale comes between product and residual.
+      // The residual adds and the GELU go into the packed products; layer
+      // scale comes between product and residual.
       const auto after_product = [](const Tensor& scale) {
         return scale.defined() ? onednn::Epilogue::kNone : onednn::Epilogue::kResidual;
       };

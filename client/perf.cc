@@ -171,10 +171,10 @@ class PointState {
            status.ok() ? &response.cost() : nullptr);
   }
 
-  // Streaming: sends one request on `stream` and records its response.
-  // False if the stream broke; the caller then records its final status.
-  bool SendOnStream(Stream* stream, size_t image, int keep_rate) {
-    const Clock::time_point scheduled = Clock::now();
+  // Streaming: sends one request on `stream` and records its response;
+  // latency counts from `scheduled`. False if the stream broke; the caller
+  // then records its final status.
+  bool SendOnStream(Stream* stream, size_t image, int keep_rate, Clock::time_point scheduled) {
     v1::ClassifyStreamResponse response;
     if (!stream->Write(stream_requests_[image % stream_requests_.size()][keep_rate]) ||
         !stream->Read(&response)) {
@@ -395,7 +395,7 @@ PerfPoint MeasurePoint(v1::Classifier::Stub* stub, const PerfOptions& options,
           }
           const Clock::time_point sent = Clock::now();
           const int keep_rate = pick(rng);
-          if (state.SendOnStream(stream.get(), state.NextImage(), keep_rate)) continue;
+          if (state.SendOnStream(stream.get(), state.NextImage(), keep_rate, sent)) continue;
           const grpc::Status status = stream->Finish();
           state.Record(sent, status.ok() ? static_cast<int>(grpc::StatusCode::UNKNOWN)
                                          : static_cast<int>(status.error_code()),

@@ -10,6 +10,10 @@
 # and with raw pixels over ClassifyStream (`--streaming`). Prints one line per
 # measurement and the ratios of the medians.
 #   OUT (default bench-results/serving), BUILD (default build), ROUNDS, LAYOUTS
+#   CONFIG: a model.json to serve with random weights instead of the demo model
+#   PRECISION: float32 (default) or bfloat16; KEEP_RATES (default "1.0 0.1")
+#   WINDOW_MS: each perf measurement window (default 3000)
+#   INPUTS: which of "encoded raw raw-streaming" (default all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -19,12 +23,19 @@ LAYOUTS=${LAYOUTS:-"1x$(nproc) $(nproc)x1"}
 source tools/process-env.sh
 mkdir -p "$OUT"
 source tools/server-lib.sh
-DEMO=deploy/model-repository/clca-demo/1
+CONFIG=${CONFIG:-}
+PRECISION=${PRECISION:-float32}
+KEEP_RATES=${KEEP_RATES:-"1.0 0.1"}
+WINDOW_MS=${WINDOW_MS:-3000}
+INPUTS=${INPUTS:-"encoded raw raw-streaming"}
+MODEL_JSON=${CONFIG:-deploy/model-repository/clca-demo/1/model.json}
+DTYPE=fp32
+[ "$PRECISION" = bfloat16 ] && DTYPE=bf16
 declare -A addresses
 servers=()
 trap 'for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done' EXIT
 for layout in $LAYOUTS; do
-  demo_repository "$OUT/repo-$layout" 0 "${layout%x*}" "${layout#*x}"
+  demo_repository "$OUT/repo-$layout" 0 "${layout%x*}" "${layout#*x}" "$CONFIG" "$PRECISION"
   start_server "$OUT/server-$layout.log" --model-repository "$OUT/repo-$layout"
   servers+=("$server")
   addresses[$layout]=$address
@@ -33,21 +44,21 @@ done
 results="$OUT/results.txt"
 : >"$results"
 for round in $(seq 1 "$ROUNDS"); do
-  for kr in 1.0 0.1; do
+  for kr in $KEEP_RATES; do
     for layout in $LAYOUTS; do
       workers=${layout%x*}
-      "$BUILD/tools/clca" bench --config "$DEMO/model.json" --batch 8 --keep-rates "$kr" \
-        --dtype fp32 --streams "$workers" --threads "${layout#*x}" --repeats 5 --min-seconds 3 \
+      "$BUILD/tools/clca" bench --config "$MODEL_JSON" --batch 8 --keep-rates "$kr" \
+        --dtype "$DTYPE" --streams "$workers" --threads "${layout#*x}" --repeats 5 --min-seconds 3 \
         --json >"$OUT/bench-$round-kr$kr-$layout.json"
       ips=$(sed -n 's/.*"images_per_s": *\([0-9.]*\).*/\1/p' "$OUT/bench-$round-kr$kr-$layout.json" | head -n 1)
       echo "round $round kr $kr $layout in-process $ips" | tee -a "$results"
-      for input in encoded raw raw-streaming; do
+      for input in $INPUTS; do
         flags=(--image deploy/samples/leaf_300x300.png)
         [ "$input" = raw ] && flags=(--raw-input)
         [ "$input" = raw-streaming ] && flags=(--raw-input --streaming)
         "$BUILD/client/clca-client" perf --server "${addresses[$layout]}" --model clca-demo \
           "${flags[@]}" --keep-rates "$kr" --concurrency $((16 * workers)) --warmup-ms 1000 \
-          --window-ms 3000 --max-windows 3 --json --quiet >"$OUT/perf-$round-kr$kr-$layout-$input.json"
+          --window-ms "$WINDOW_MS" --max-windows 3 --json --quiet >"$OUT/perf-$round-kr$kr-$layout-$input.json"
         ips=$(sed -n 's/.*"throughput_per_s":\([0-9.]*\).*/\1/p' "$OUT/perf-$round-kr$kr-$layout-$input.json")
         echo "round $round kr $kr $layout served-$input $ips" | tee -a "$results"
       done
@@ -62,14 +73,14 @@ median() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo "== medians over $ROUNDS rounds (images/s); served / in-process of the same layout, and / the best in-process layout"
-for kr in 1.0 0.1; do
+for kr in $KEEP_RATES; do
   best=0
   for layout in $LAYOUTS; do
     best=$(awk -v a="$best" -v b="$(median "$kr" "$layout" in-process)" 'BEGIN {print (b > a) ? b : a}')
   done
   for layout in $LAYOUTS; do
     base=$(median "$kr" "$layout" in-process)
-    for input in encoded raw raw-streaming; do
+    for input in $INPUTS; do
       served=$(median "$kr" "$layout" "served-$input")
       echo "kr $kr, $layout: in-process $base, served ($input) $served, ratio $(ratio "$served" "$base"), to best in-process $best: $(ratio "$served" "$best")"
     done

@@ -21,19 +21,33 @@ start_server() {
   return 1
 }
 
-# demo_repository DIR DELAY_US [WORKERS THREADS]: a model repository in DIR
-# holding the bundled demo model with max_batch_size 8, max_queue_delay_us
-# DELAY_US, and WORKERS batch workers (default 1) of THREADS intra-op threads
-# each (default: the cores shared among them).
+# demo_repository DIR DELAY_US [WORKERS THREADS [CONFIG [PRECISION]]]: a model
+# repository in DIR holding one model, clca-demo, with max_batch_size 8,
+# max_queue_delay_us DELAY_US, and WORKERS batch workers (default 1) of
+# THREADS intra-op threads each (default: the cores shared among them). The
+# model is the bundled demo model, or, given CONFIG (a model.json), that
+# configuration with random weights (`clca init`) and numbered labels.
+# PRECISION: float32 (default) or bfloat16.
 demo_repository() {
   local demo=deploy/model-repository/clca-demo/1
   local workers=${3:-1}
   local threads=${4:-$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 ))}
-  rm -rf "$1" && mkdir -p "$1/clca-demo/1"
-  cp "$demo"/model.pth "$demo"/model.json "$demo"/labels.txt "$1/clca-demo/1/"
-  cat >"$1/clca-demo/1/serving.json" <<JSON
+  local config=${5:-}
+  local precision=${6:-float32}
+  local version="$1/clca-demo/1"
+  rm -rf "$1" && mkdir -p "$version"
+  if [ -z "$config" ]; then
+    cp "$demo"/model.pth "$demo"/model.json "$demo"/labels.txt "$version/"
+  else
+    cp "$config" "$version/model.json"
+    "$BUILD/tools/clca" init --config "$config" --output "$version/model.pth" >/dev/null
+    local classes
+    classes=$(sed -n 's/.*"num_classes": *\([0-9]*\).*/\1/p' "$config" | head -n 1)
+    seq -f "class-%g" 0 $(( ${classes:-1000} - 1 )) >"$version/labels.txt"
+  fi
+  cat >"$version/serving.json" <<JSON
 {"max_batch_size": 8, "max_queue_delay_us": $2, "queue_capacity": 256,
  "workers": $workers, "intra_op_threads": $threads,
- "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "float32"}
+ "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "$precision"}
 JSON
 }

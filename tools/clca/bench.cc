@@ -166,6 +166,9 @@ int Bench(const BenchArgs& a) {
       a.threads > 0 || a.streams == 1 ? a.threads : std::max(1, HardwareThreads() / a.streams);
   if (a.streams > 1) {
     SetBlasThreads(threads);
+    // The streams' threads alone compute in teams: libgomp stops spinning at
+    // its barriers once it manages more threads than there are cores.
+    SetIntraOpThreads(1);
   } else {
     SetComputeThreads(threads);
   }
@@ -195,8 +198,21 @@ int Bench(const BenchArgs& a) {
     if (!model.ok()) return Fail(model.status());
     // With several streams the bound is one stream's product times their
     // number: each stream has its own cores.
-    const Gemm one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim,
-                                       hidden, *dtype, device, a);
+    Gemm one_stream;
+    auto measure_gemm = [&] {
+      one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim, hidden, *dtype,
+                              device, a);
+    };
+    if (a.streams == 1) {
+      measure_gemm();
+    } else {
+      // On a thread of its own, as a stream computes; its team ends with it.
+      std::thread gemm_thread([&] {
+        SetIntraOpThreads(threads);
+        measure_gemm();
+      });
+      gemm_thread.join();
+    }
     const double gemm_gflops = one_stream.best() * a.streams;
     gemm[d] = gemm_gflops;
     gemm_blas[d] = one_stream.blas * a.streams;

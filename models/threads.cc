@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <vector>
 
 #include <ATen/Parallel.h>
 
@@ -36,6 +37,16 @@ int HardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardwar
 void SetIntraOpThreads(int threads) {
   at::get_num_threads();
   at::set_num_threads(threads);
+}
+
+int ParallelForWidth() {
+  const int64_t n = at::get_num_threads();
+  std::vector<std::thread::id> ids(static_cast<size_t>(n));
+  at::parallel_for(0, n, 1, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) ids[static_cast<size_t>(i)] = std::this_thread::get_id();
+  });
+  std::sort(ids.begin(), ids.end());
+  return static_cast<int>(std::unique(ids.begin(), ids.end()) - ids.begin());
 }
 
 void SetComputeThreads(int threads) {

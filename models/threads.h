@@ -25,6 +25,13 @@ int HardwareThreads();
 // process-wide default.
 void SetIntraOpThreads(int threads);
 
+// How many threads at::parallel_for, called from this library, spreads
+// at::get_num_threads() iterations over. at::parallel_for is a header
+// template: built without OpenMP, the library's loops (attention's (image,
+// head) pairs, the bfloat16 LayerNorm) run on the calling thread alone, and
+// this is 1.
+int ParallelForWidth();
+
 // SetIntraOpThreads(threads) for the calling thread and SetBlasThreads:
 // what one process computing on `threads` cores wants. `threads` < 1 leaves
 // both libraries at their defaults.

@@ -1,4 +1,5 @@
-// OpenBLAS's process-wide thread count and the calling thread's LibTorch one.
+// OpenBLAS's process-wide thread count, the calling thread's LibTorch one, and
+// the model library's own parallel loops.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
@@ -23,6 +24,17 @@ TEST(ThreadsTest, SetsOpenBlasAndLibTorchThreads) {
   EXPECT_EQ(BlasThreads(), 2);
   EXPECT_EQ(at::get_num_threads(), 2);
   SetBlasThreads(before);
+}
+
+TEST(ThreadsTest, ParallelLoopsOfTheModelLibraryUseTheIntraOpThreads) {
+  // Built without OpenMP, at::parallel_for in the library's own code would
+  // leave every other core idle during attention.
+  const int before = at::get_num_threads();
+  SetIntraOpThreads(2);
+  EXPECT_EQ(ParallelForWidth(), 2);
+  SetIntraOpThreads(1);
+  EXPECT_EQ(ParallelForWidth(), 1);
+  SetIntraOpThreads(before);
 }
 
 }  // namespace

@@ -172,6 +172,13 @@ int Bench(const BenchArgs& a) {
   } else {
     SetComputeThreads(threads);
   }
+  const int parallel_for_threads = ParallelForWidth();
+  if (device.is_cpu() && a.streams == 1 && parallel_for_threads < torch::get_num_threads()) {
+    std::fprintf(stderr,
+                 "warning: the model library's parallel loops run on %d of %d threads (built "
+                 "without OpenMP?)\n",
+                 parallel_for_threads, torch::get_num_threads());
+  }
 
   nlohmann::json results = nlohmann::json::array();
   nlohmann::json gemm = nlohmann::json::object();
@@ -264,6 +271,7 @@ int Bench(const BenchArgs& a) {
                         {"device", device.str()}, {"attention", a.attention},
                         {"threads", a.streams > 1 ? threads : torch::get_num_threads()},
                         {"streams", a.streams}, {"blas_threads", BlasThreads()},
+                        {"parallel_for_threads", parallel_for_threads},
                         {"attention_group_bytes", a.attention_group_bytes},
                         {"gemm_gflops", gemm.size() == 1 ? gemm.begin().value() : gemm},
                         {"gemm_gflops_by_dtype", gemm}, {"gemm_gflops_blas", gemm_blas},

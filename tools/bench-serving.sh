@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Served vs in-process throughput of the demo model at saturation, per batch
+# Served vs in-process throughput of the demo model (or CONFIG) at saturation, per batch
 # worker layout, measured in alternation (ROUNDS rounds; default 3) because a
 # shared machine's speed drifts between minutes. A layout WxT is W batch
 # workers of T intra-op threads each (LAYOUTS; default "1x<cores> <cores>x1").
@@ -29,13 +29,15 @@ KEEP_RATES=${KEEP_RATES:-"1.0 0.1"}
 WINDOW_MS=${WINDOW_MS:-3000}
 INPUTS=${INPUTS:-"encoded raw raw-streaming"}
 MODEL_JSON=${CONFIG:-deploy/model-repository/clca-demo/1/model.json}
+NAME=clca-demo
+[ -n "$CONFIG" ] && NAME=$(basename "$CONFIG" .json)
 DTYPE=fp32
 [ "$PRECISION" = bfloat16 ] && DTYPE=bf16
 declare -A addresses
 servers=()
 trap 'for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done' EXIT
 for layout in $LAYOUTS; do
-  demo_repository "$OUT/repo-$layout" 0 "${layout%x*}" "${layout#*x}" "$CONFIG" "$PRECISION"
+  demo_repository "$OUT/repo-$layout" 0 "${layout%x*}" "${layout#*x}" "$CONFIG" "$PRECISION" "$NAME"
   start_server "$OUT/server-$layout.log" --model-repository "$OUT/repo-$layout"
   servers+=("$server")
   addresses[$layout]=$address
@@ -56,7 +58,7 @@ for round in $(seq 1 "$ROUNDS"); do
         flags=(--image deploy/samples/leaf_300x300.png)
         [ "$input" = raw ] && flags=(--raw-input)
         [ "$input" = raw-streaming ] && flags=(--raw-input --streaming)
-        "$BUILD/client/clca-client" perf --server "${addresses[$layout]}" --model clca-demo \
+        "$BUILD/client/clca-client" perf --server "${addresses[$layout]}" --model "$NAME" \
           "${flags[@]}" --keep-rates "$kr" --concurrency $((16 * workers)) --warmup-ms 1000 \
           --window-ms "$WINDOW_MS" --max-windows 3 --json --quiet >"$OUT/perf-$round-kr$kr-$layout-$input.json"
         ips=$(sed -n 's/.*"throughput_per_s":\([0-9.]*\).*/\1/p' "$OUT/perf-$round-kr$kr-$layout-$input.json")

@@ -63,3 +63,22 @@ for setting in "0 1 $THREADS" "2000 1 $THREADS" "0 $THREADS 1"; do
   kill -TERM "$server"
   wait "$server" || true
 done
+
+echo "== clca-server + clca-client perf on ViT-B/16 EViT+CLCA @224 (random weights)"
+# Low load: one worker on every core, one request at a time.
+vitb_repo="$OUT/repo-vitb"
+demo_repository "$vitb_repo" 0 1 "$THREADS" "$OUT/vitb-clca-224.json" float32 vitb-clca-224
+start_server "$OUT/server-vitb.log" --model-repository "$vitb_repo"
+for kr in 1.0 0.1; do
+  "$BUILD/client/clca-client" perf --server "$address" --model vitb-clca-224 \
+    --image deploy/samples/leaf_300x300.png --keep-rates "$kr" --concurrency 1 \
+    --window-ms 5000 --max-windows 3 --json --quiet | tee "$OUT/perf-vitb-kr$kr.json"
+  "$BUILD/client/clca-client" perf --server "$address" --model vitb-clca-224 --raw-input \
+    --keep-rates "$kr" --concurrency 1 --window-ms 5000 --max-windows 3 --json --quiet \
+    | tee "$OUT/perf-raw-vitb-kr$kr.json"
+done
+kill -TERM "$server"
+wait "$server" || true
+# Saturation, served against the same worker layout in process, alternating.
+OUT="$OUT/serving-vitb" BUILD="$BUILD" CONFIG="$OUT/vitb-clca-224.json" WINDOW_MS=8000 \
+  INPUTS="raw encoded" tools/bench-serving.sh

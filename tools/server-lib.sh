@@ -21,8 +21,8 @@ start_server() {
   return 1
 }
 
-# demo_repository DIR DELAY_US [WORKERS THREADS [CONFIG [PRECISION]]]: a model
-# repository in DIR holding one model, clca-demo, with max_batch_size 8,
+# demo_repository DIR DELAY_US [WORKERS THREADS [CONFIG [PRECISION [NAME]]]]: a
+# model repository in DIR holding one model, NAME (default clca-demo), with max_batch_size 8,
 # max_queue_delay_us DELAY_US, and WORKERS batch workers (default 1) of
 # THREADS intra-op threads each (default: the cores shared among them). The
 # model is the bundled demo model, or, given CONFIG (a model.json), that
@@ -34,7 +34,7 @@ demo_repository() {
   local threads=${4:-$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 ))}
   local config=${5:-}
   local precision=${6:-float32}
-  local version="$1/clca-demo/1"
+  local version="$1/${7:-clca-demo}/1"
   rm -rf "$1" && mkdir -p "$version"
   if [ -z "$config" ]; then
     cp "$demo"/model.pth "$demo"/model.json "$demo"/labels.txt "$version/"

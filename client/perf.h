@@ -156,6 +156,10 @@ struct PerfPoint {
   double server_compute_ms = 0;
   double server_total_ms = 0;
   double mean_batch_size = 0;
+  // Median over successful requests of the client-side latency minus the
+  // forward pass of the request's batch: what serving adds to compute (queue,
+  // preprocessing, gRPC and the network).
+  double added_p50_ms = 0;
 
   // Request-rate mode: the fraction of requests sent more than 1 ms after
   // their scheduled time, and whether the client kept up (at most 10%).

@@ -143,6 +143,7 @@ PerfReport SampleReport(bool rate_mode) {
     p.windows = 3 + i;
     p.windows_reported = 3;
     p.server_compute_ms = 6.5;
+    p.added_p50_ms = 1.25;
     p.keep_rates = {{0.25f, 60 * i, 0, 8, 15, 5}, {1.0f, 40 * i, 0, 11, 22, 8}};
     if (i == 2) {
       p.errors = {{"RESOURCE_EXHAUSTED", 3}, {"DEADLINE_EXCEEDED", 1}};
@@ -177,6 +178,7 @@ TEST(PerfRenderTest, JsonHasOneResultPerPoint) {
   EXPECT_TRUE(first["errors"].empty());
   EXPECT_EQ(first["stable"], true);
   EXPECT_DOUBLE_EQ(first["server_compute_ms"].get<double>(), 6.5);
+  EXPECT_DOUBLE_EQ(first["added_p50_ms"].get<double>(), 1.25);
   EXPECT_FALSE(first.contains("kept_up"));
   ASSERT_EQ(first["keep_rates"].size(), 2u);
   EXPECT_DOUBLE_EQ(first["keep_rates"][0]["keep_rate"].get<double>(), 0.25);
@@ -208,6 +210,8 @@ TEST(PerfRenderTest, CsvHasAHeaderAndOneRowPerPoint) {
   EXPECT_THAT(lines[0], HasSubstr("concurrency,requests,duration_s,throughput_per_s,avg_ms,"
                                   "p50_ms,p90_ms,p95_ms,p99_ms"));
   EXPECT_THAT(lines[0], HasSubstr("requests@0.25,errors@0.25,p50_ms@0.25,p99_ms@0.25"));
+  EXPECT_THAT(lines[0], HasSubstr("mean_batch_size,added_p50_ms,error_count"));
+  EXPECT_THAT(lines[1], HasSubstr(",1.250,"));
   EXPECT_THAT(lines[1], HasSubstr("1,100,2.000,50.000,10.000,9.000"));
   EXPECT_THAT(lines[2], HasSubstr("DEADLINE_EXCEEDED=1;RESOURCE_EXHAUSTED=3"));
   // Every row has as many fields as the header.

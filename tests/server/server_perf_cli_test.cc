@@ -70,6 +70,9 @@ TEST_F(PerfCliTest, ConcurrencySweepReportsEveryPointWithoutErrors) {
     // The server's own figures come from the responses.
     EXPECT_GT(point["server_compute_ms"].get<double>(), 0);
     EXPECT_GE(point["mean_batch_size"].get<double>(), 1);
+    // Each request's latency includes its batch's forward pass.
+    EXPECT_GE(point["added_p50_ms"].get<double>(), 0);
+    EXPECT_LE(point["added_p50_ms"].get<double>(), latency["p50"].get<double>());
     ASSERT_EQ(point["keep_rates"].size(), 1u);
     EXPECT_TRUE(point["keep_rates"][0]["keep_rate"].is_null());
     EXPECT_EQ(point["keep_rates"][0]["requests"], point["requests"]);

@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // barrier only while it manages no more threads than there are cores; a
   // team left by loading on this thread would make every worker's barrier a
   // sleep and a wake-up for the life of the process (measured: 6,900 against
-  // 290 context switches/s, batches 11-13 % slower, one worker on 2 cores).
+  // 259 context switches/s, batches 13 % slower, one worker on 2 cores).
   if (options.repository.device == "cpu") SetIntraOpThreads(1);
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Load(options.model_repository, options.repository, server->metrics_.get());

@@ -172,12 +172,24 @@ int Bench(const BenchArgs& a) {
   } else {
     SetComputeThreads(threads);
   }
-  const int parallel_for_threads = ParallelForWidth();
-  if (device.is_cpu() && a.streams == 1 && parallel_for_threads < torch::get_num_threads()) {
+  const int stream_threads = a.streams > 1 ? threads : torch::get_num_threads();
+  // Runs `f` as a stream computes: on this thread with one stream, else on a
+  // thread of its own with a stream's intra-op threads (its team ends with it).
+  auto as_stream = [&](auto&& f) {
+    if (a.streams == 1) return f();
+    std::thread t([&] {
+      SetIntraOpThreads(threads);
+      f();
+    });
+    t.join();
+  };
+  int parallel_for_threads = 0;
+  as_stream([&] { parallel_for_threads = ParallelForWidth(); });
+  if (device.is_cpu() && parallel_for_threads < stream_threads) {
     std::fprintf(stderr,
                  "warning: the model library's parallel loops run on %d of %d threads (built "
                  "without OpenMP?)\n",
-                 parallel_for_threads, torch::get_num_threads());
+                 parallel_for_threads, stream_threads);
   }
 
   nlohmann::json results = nlohmann::json::array();
@@ -186,8 +198,7 @@ int Bench(const BenchArgs& a) {
   nlohmann::json gemm_onednn = nlohmann::json::object();
   std::string text = absl::StrFormat(
       "%s @%d on %s, %d thread%s%s\n%-6s %-5s %-5s %10s %10s %8s %9s %8s %s\n", config->model,
-      config->input_size, device.str(), a.streams > 1 ? threads : torch::get_num_threads(),
-      (a.streams > 1 ? threads : torch::get_num_threads()) == 1 ? "" : "s",
+      config->input_size, device.str(), stream_threads, stream_threads == 1 ? "" : "s",
       a.streams > 1 ? absl::StrFormat(" x %d streams", a.streams) : "", "dtype", "batch", "kr", "ms/image",
       "images/s", "GMACs", "GFLOP/s", "of GEMM", "spread");
   const int64_t hidden = static_cast<int64_t>(config->embed_dim * config->mlp_ratio);
@@ -206,20 +217,10 @@ int Bench(const BenchArgs& a) {
     // With several streams the bound is one stream's product times their
     // number: each stream has its own cores.
     Gemm one_stream;
-    auto measure_gemm = [&] {
+    as_stream([&] {
       one_stream = GemmGflops(8 * (config->num_patches() + 1), config->embed_dim, hidden, *dtype,
                               device, a);
-    };
-    if (a.streams == 1) {
-      measure_gemm();
-    } else {
-      // On a thread of its own, as a stream computes; its team ends with it.
-      std::thread gemm_thread([&] {
-        SetIntraOpThreads(threads);
-        measure_gemm();
-      });
-      gemm_thread.join();
-    }
+    });
     const double gemm_gflops = one_stream.best() * a.streams;
     gemm[d] = gemm_gflops;
     gemm_blas[d] = one_stream.blas * a.streams;
@@ -269,7 +270,7 @@ int Bench(const BenchArgs& a) {
   }
   nlohmann::json out = {{"model", config->model}, {"input_size", config->input_size},
                         {"device", device.str()}, {"attention", a.attention},
-                        {"threads", a.streams > 1 ? threads : torch::get_num_threads()},
+                        {"threads", stream_threads},
                         {"streams", a.streams}, {"blas_threads", BlasThreads()},
                         {"parallel_for_threads", parallel_for_threads},
                         {"attention_group_bytes", a.attention_group_bytes},

@@ -26,7 +26,8 @@ start_server() {
 # max_queue_delay_us DELAY_US, and WORKERS batch workers (default 1) of
 # THREADS intra-op threads each (default: the cores shared among them). The
 # model is the bundled demo model, or, given CONFIG (a model.json), that
-# configuration with random weights (`clca init`) and numbered labels.
+# configuration with random weights (`clca init`, which needs its
+# num_classes) and numbered labels.
 # PRECISION: float32 (default) or bfloat16.
 demo_repository() {
   local demo=deploy/model-repository/clca-demo/1
@@ -43,7 +44,7 @@ demo_repository() {
     "$BUILD/tools/clca" init --config "$config" --output "$version/model.pth" >/dev/null
     local classes
     classes=$(sed -n 's/.*"num_classes": *\([0-9]*\).*/\1/p' "$config" | head -n 1)
-    seq -f "class-%g" 0 $(( ${classes:-1000} - 1 )) >"$version/labels.txt"
+    seq -f "class-%g" 0 $((classes - 1)) >"$version/labels.txt"
   fi
   cat >"$version/serving.json" <<JSON
 {"max_batch_size": 8, "max_queue_delay_us": $2, "queue_capacity": 256,

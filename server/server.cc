@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
-#include "models/threads.h"
+#include "models/cpu/threads.h"
 
 namespace clca::server {
 namespace {

@@ -10,10 +10,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/classifier_service.h"
-#include "server/classify_pipeline.h"
-#include "server/metrics.h"
-#include "server/model_repository.h"
+#include "server/api/classifier_service.h"
+#include "server/observability/metrics.h"
+#include "server/pipeline/classify_pipeline.h"
+#include "server/repository/model_repository.h"
 
 namespace clca::server {
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/datasets/test_dirs.h"
-#include "tools/data/dataset.h"
+#include "tools/datasets/dataset.h"
 #include "tools/synth/dataset_writer.h"
 
 namespace clca::data {

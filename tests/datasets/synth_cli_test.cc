@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/datasets/test_dirs.h"
-#include "tools/data/dataset.h"
+#include "tools/datasets/dataset.h"
 
 namespace clca {
 namespace {

@@ -245,7 +245,7 @@ TEST_F(DockerfileTest, InstallsOnlyPackagesOfDebian12) {
   const std::set<std::string> available = AvailablePackages(all, &policy);
   ASSERT_FALSE(available.empty())
       << "apt-cache knows none of the Dockerfile's packages: the package lists look empty. "
-      << "Run `apt-get update` (tools/install-deps.sh does when it installs). apt-cache said:\n"
+      << "Run `apt-get update` (scripts/install-deps.sh does when it installs). apt-cache said:\n"
       << policy;
   for (const std::string& package : all) {
     EXPECT_TRUE(available.count(package))

@@ -57,7 +57,7 @@ inline void WriteFile(const fs::path& path, const std::string& text) {
 inline ::testing::AssertionResult IsExecutable(const std::string& path) {
   if (access(path.c_str(), X_OK) == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
-         << path << " is missing; tools/install-deps.sh installs the Debian packages the "
+         << path << " is missing; scripts/install-deps.sh installs the Debian packages the "
          << "deployment tests use (prometheus, nginx, docker-compose)";
 }
 

@@ -1,13 +1,14 @@
 // Prometheus (Debian's package) scraping a real clca-server with the shipped
 // configuration and alert rules; promtool accepting them; every query of the
 // Grafana dashboard answering over the server's metrics.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "client/client.h"
 #include "tests/deploy/deploy_harness.h"
@@ -191,17 +192,44 @@ TEST_F(PrometheusScrapeTest, EvaluatesEveryAlertRuleWithoutAlertingOnAHealthySer
       seconds(15));
   EXPECT_EQ(evaluated, shipped) << answer.dump() << "\n" << prometheus_.Log();
   // The rules watching the targets match the job, which is up. Evaluated
-  // before the first scrape, ClcaNoScrape may go pending: after one, neither
-  // rule is pending, and stays so.
+  // before the first scrape, ClcaNoScrape may go pending: at each of the two
+  // evaluations after one, neither rule is pending or firing.
   ASSERT_TRUE(Eventually("up{job=\"clca\"}", 1));
-  const std::string watching = "ALERTS{alertname=~\"ClcaNoScrape|ClcaTargetDown\"}";
-  nlohmann::json alerts;
-  const auto none = [&] {
-    alerts = prometheus_.Query(watching);
-    return alerts.is_object() && alerts["result"].empty();
+  const std::set<std::string> watching = {"ClcaNoScrape", "ClcaTargetDown"};
+  // Rule -> its evaluation times seen so far, and the states at the later ones.
+  std::map<std::string, std::set<std::string>> before, after;
+  std::map<std::string, std::set<std::string>> states;
+  const auto read_rules = [&](std::map<std::string, std::set<std::string>>* evaluations) {
+    answer = nlohmann::json::parse(prometheus_.Get("/api/v1/rules").value_or(""), nullptr, false);
+    if (answer.is_discarded()) return;
+    for (const auto& group : answer["data"]["groups"]) {
+      for (const auto& rule : group["rules"]) {
+        const std::string name = rule.value("name", "");
+        if (watching.count(name) == 0) continue;
+        const std::string at = rule.value("lastEvaluation", "");
+        if (evaluations == &after && before[name].count(at) == 0 &&
+            after[name].insert(at).second) {
+          states[name].insert(rule.value("state", ""));
+        } else if (evaluations == &before) {
+          before[name].insert(at);
+        }
+      }
+    }
   };
-  EXPECT_TRUE(WaitFor(none, seconds(10))) << alerts.dump();
-  EXPECT_FALSE(WaitFor([&] { return !none(); }, seconds(3))) << alerts.dump();
+  read_rules(&before);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        read_rules(&after);
+        for (const std::string& name : watching) {
+          if (after[name].size() < 2) return false;
+        }
+        return true;
+      },
+      seconds(120)))
+      << answer.dump();
+  for (const std::string& name : watching) {
+    EXPECT_EQ(states[name], std::set<std::string>{"inactive"}) << name << ": " << answer.dump();
+  }
 }
 
 TEST_F(PrometheusScrapeTest, AnswersEveryDashboardQueryAndAlertMetric) {

@@ -1,4 +1,4 @@
-#include "models/checkpoint.h"
+#include "models/io/checkpoint.h"
 
 #include <unistd.h>
 
@@ -14,8 +14,10 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
-#include "models/pickle.h"
-#include "models/safetensors.h"
+#include "models/io/pickle.h"
+#include "models/io/safetensors.h"
+#include "models/save/checkpoint_writer.h"
+#include "models/save/pickle_writer.h"
 
 namespace clca {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "models/threads.h"
+#include "models/cpu/threads.h"
 #include "tests/models/test_util.h"
 
 namespace clca {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "models/config.h"
+#include "models/core/config.h"
 
 namespace clca {
 namespace {

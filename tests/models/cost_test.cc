@@ -1,7 +1,7 @@
 // The cost model against the figures the paper publishes (GMACs).
 #include <gtest/gtest.h>
 
-#include "models/cost.h"
+#include "models/vit/cost.h"
 
 namespace clca {
 namespace {

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "models/cpu_kernels.h"
-#include "models/layers.h"
+#include "models/core/layers.h"
+#include "models/cpu/cpu_kernels.h"
 
 namespace clca {
 namespace {

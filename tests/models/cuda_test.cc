@@ -3,7 +3,8 @@
 // LibTorch sees no GPU.
 #include <gtest/gtest.h>
 
-#include "models/model.h"
+#include "models/io/load_model.h"
+#include "models/vit/model.h"
 #include "tests/models/test_util.h"
 
 namespace clca {

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include "models/cost.h"
-#include "models/model.h"
+#include "models/io/checkpoint.h"
+#include "models/io/load_model.h"
+#include "models/save/checkpoint_writer.h"
+#include "models/vit/cost.h"
+#include "models/vit/model.h"
 #include "tests/models/test_util.h"
 
 namespace clca {

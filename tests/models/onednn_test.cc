@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "models/layers.h"
-#include "models/model.h"
-#include "models/onednn.h"
+#include "models/core/layers.h"
+#include "models/cpu/onednn.h"
+#include "models/vit/model.h"
 #include "tests/models/test_util.h"
 
 namespace clca {

@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
-#include "models/cost.h"
-#include "models/model.h"
-#include "models/reduction_util.h"
+#include "models/io/checkpoint.h"
+#include "models/io/load_model.h"
+#include "models/reduction/methods.h"
+#include "models/reduction/util.h"
+#include "models/save/checkpoint_writer.h"
+#include "models/vit/cost.h"
+#include "models/vit/model.h"
 #include "tests/models/test_util.h"
 
 namespace clca {

@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "models/config.h"
-#include "models/model.h"
+#include "models/core/config.h"
+#include "models/vit/model.h"
 
 namespace clca::testing {
 

@@ -3,7 +3,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include "models/threads.h"
+#include "models/cpu/threads.h"
 
 namespace clca {
 namespace {

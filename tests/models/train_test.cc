@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
-#include "models/checkpoint.h"
-#include "models/model.h"
-#include "models/train.h"
+#include "models/io/checkpoint.h"
+#include "models/io/load_model.h"
+#include "models/save/checkpoint_writer.h"
+#include "models/train/train.h"
+#include "models/vit/model.h"
 #include "tests/models/test_util.h"
 
 namespace clca {

@@ -1,4 +1,4 @@
-#include "models/preprocess.h"
+#include "models/preprocess/preprocess.h"
 
 #include <cstdint>
 #include <cstdio>

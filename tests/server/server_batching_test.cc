@@ -14,8 +14,9 @@ namespace clca::testing {
 namespace {
 
 TEST(BatchingTest, ConcurrentCallersAreBatchedOneKeepRateAtATime) {
-  // Batches fill for up to 1 s, so the callers below meet in the queue.
-  TestRepository repository(R"({"max_batch_size": 6, "max_queue_delay_us": 1000000})");
+  // Batches wait to be full (for up to 10 minutes): the 12 callers of each
+  // keep rate make exactly two.
+  TestRepository repository(R"({"max_batch_size": 6, "max_queue_delay_us": 600000000})");
   ServerProcess server;
   ASSERT_TRUE(server.Start(repository.path()));
   auto client = server.NewClient();
@@ -51,13 +52,14 @@ TEST(BatchingTest, ConcurrentCallersAreBatchedOneKeepRateAtATime) {
     batch.batch_size = response->cost().batch_size();
     largest = std::max(largest, batch.batch_size);
   }
-  EXPECT_GT(largest, 1);
+  EXPECT_EQ(largest, 6);
+  EXPECT_EQ(batches.size(), 4u);
   for (const auto& [id, batch] : batches) {
     SCOPED_TRACE("batch " + std::to_string(id));
     EXPECT_EQ(batch.keep_rates.size(), 1u);
     // Every member of the batch is one of our callers.
     EXPECT_EQ(batch.members, batch.batch_size);
-    EXPECT_LE(batch.batch_size, 6);
+    EXPECT_EQ(batch.batch_size, 6);
   }
 
   // The metrics agree: one batch per batch id, and as many keep-rate
@@ -77,7 +79,8 @@ TEST(BatchingTest, ConcurrentCallersAreBatchedOneKeepRateAtATime) {
 }
 
 TEST(BatchingTest, StreamItemsAreBatchedToo) {
-  TestRepository repository(R"({"max_batch_size": 8, "max_queue_delay_us": 500000})");
+  // The batch waits to be full: the stream's eight items make one.
+  TestRepository repository(R"({"max_batch_size": 8, "max_queue_delay_us": 600000000})");
   ServerProcess server;
   ASSERT_TRUE(server.Start(repository.path()));
   auto client = server.NewClient();
@@ -91,12 +94,10 @@ TEST(BatchingTest, StreamItemsAreBatchedToo) {
   auto responses = client->ClassifyBatchStream(requests);
   ASSERT_TRUE(responses.ok()) << responses.status();
   ASSERT_EQ(responses->size(), 8u);
-  int largest = 0;
   for (const auto& r : *responses) {
     ASSERT_EQ(r.status().code(), 0) << r.status().message();
-    largest = std::max(largest, r.response().cost().batch_size());
+    EXPECT_EQ(r.response().cost().batch_size(), 8);
   }
-  EXPECT_GT(largest, 1);
 }
 
 }  // namespace

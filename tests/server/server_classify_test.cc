@@ -9,7 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "models/preprocess.h"
+#include "models/preprocess/preprocess.h"
 #include "tests/server/server_harness.h"
 
 namespace clca::testing {

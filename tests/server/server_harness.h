@@ -311,7 +311,7 @@ inline std::string Metrics(const ServerProcess& server) {
 
 // Polls `condition` every 10 ms until it holds or `timeout` passes.
 template <typename Condition>
-bool WaitFor(Condition condition, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+bool WaitFor(Condition condition, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (condition()) return true;

@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "models/threads.h"
+#include "models/cpu/threads.h"
 #include "tests/server/server_harness.h"
 
 namespace clca::testing {

@@ -6,8 +6,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "models/model.h"
-#include "models/preprocess.h"
+#include "models/io/load_model.h"
+#include "models/preprocess/preprocess.h"
+#include "models/vit/model.h"
 #include "tests/server/server_harness.h"
 
 namespace clca::testing {

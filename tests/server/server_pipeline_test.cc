@@ -8,9 +8,9 @@
 #include <gtest/gtest.h>
 
 #include "absl/synchronization/notification.h"
-#include "server/classify_pipeline.h"
-#include "server/metrics.h"
-#include "server/model_repository.h"
+#include "server/observability/metrics.h"
+#include "server/pipeline/classify_pipeline.h"
+#include "server/repository/model_repository.h"
 #include "tests/server/server_harness.h"
 
 namespace clca::server {
@@ -39,12 +39,12 @@ class PipelineTest : public ::testing::Test {
                                                    pipeline_options);
   }
 
-  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) {
+  absl::StatusOr<ClassifyOutput> Classify(const ClassifyInput& input) {
     absl::Notification done;
-    absl::StatusOr<v1::ClassifyResponse> result;
+    absl::StatusOr<ClassifyOutput> result;
     CallContext call;
     call.request_id = ClassifyPipeline::NewRequestId();
-    pipeline_->Submit(&request, call, [&](absl::StatusOr<v1::ClassifyResponse> r) {
+    pipeline_->Submit(input, call, [&](absl::StatusOr<ClassifyOutput> r) {
       result = std::move(r);
       done.Notify();
     });
@@ -59,12 +59,13 @@ class PipelineTest : public ::testing::Test {
 };
 
 TEST_F(PipelineTest, AfterStopAcceptingRequestsAreUnavailable) {
-  v1::ClassifyRequest request;
-  request.set_model(kTestModel);
-  request.set_image(ReadBytes(TestData("preprocess/leaf_300x300.png")));
-  ASSERT_TRUE(Classify(request).ok());
+  const std::string image = ReadBytes(TestData("preprocess/leaf_300x300.png"));
+  ClassifyInput input;
+  input.model = kTestModel;
+  input.image = image;
+  ASSERT_TRUE(Classify(input).ok());
   pipeline_->StopAccepting();
-  absl::StatusOr<v1::ClassifyResponse> refused = Classify(request);
+  absl::StatusOr<ClassifyOutput> refused = Classify(input);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(refused.status().message(), HasSubstr("shutting down"));
   // A request counts as answered once its callback has returned.

@@ -16,7 +16,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using std::chrono::milliseconds;
-using std::chrono::steady_clock;
 
 // Requests wait in the queue for 30 s unless 64 arrive.
 constexpr const char* kSlowBatching = R"({"max_batch_size": 64, "max_queue_delay_us": 30000000})";
@@ -85,21 +84,18 @@ class QueueLimitsTest : public ::testing::Test {
   std::unique_ptr<v1::Classifier::Stub> stub_;
 };
 
-TEST_F(QueueLimitsTest, DeadlinePassingInTheQueueIsDeadlineExceededOnTime) {
+// When the deadline passes is the scheduler's business, tested on a fake clock
+// (tests/batching); here: the server answers DEADLINE_EXCEEDED itself.
+TEST_F(QueueLimitsTest, DeadlinePassingInTheQueueIsDeadlineExceeded) {
   StartServer(kSlowBatching);
-  const auto start = steady_clock::now();
   PendingCall call(stub_.get(), milliseconds(400));
-  std::optional<grpc::Status> status = call.Wait(milliseconds(10000));
-  const auto elapsed = steady_clock::now() - start;
+  std::optional<grpc::Status> status = call.Wait(milliseconds(60000));
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_GE(elapsed, milliseconds(390));
-  EXPECT_LT(elapsed, milliseconds(2000));
-  // The server's own timer failed it (not a cancellation), promptly, and the
-  // queue is empty again without a batch having run.
+  // The server's own timer failed it (not a cancellation), and the queue is
+  // empty again without a batch having run.
   EXPECT_TRUE(WaitFor(
-      [&] { return Metric("clca_requests_total", {{"code", "DEADLINE_EXCEEDED"}}) == 1; },
-      milliseconds(1000)));
+      [&] { return Metric("clca_requests_total", {{"code", "DEADLINE_EXCEEDED"}}) == 1; }));
   EXPECT_TRUE(QueueDepthReaches(0));
   EXPECT_EQ(Metric("clca_batches_total"), 0);
 }
@@ -109,7 +105,7 @@ TEST_F(QueueLimitsTest, CancelledCallIsDroppedBeforeItRuns) {
   PendingCall call(stub_.get());
   ASSERT_TRUE(QueueDepthReaches(1));
   call.Cancel();
-  std::optional<grpc::Status> status = call.Wait(milliseconds(10000));
+  std::optional<grpc::Status> status = call.Wait(milliseconds(60000));
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(WaitFor([&] { return Metric("clca_requests_total", {{"code", "CANCELLED"}}) == 1; }));
@@ -122,18 +118,16 @@ TEST_F(QueueLimitsTest, FullQueueIsResourceExhausted) {
   PendingCall first(stub_.get());
   PendingCall second(stub_.get());
   ASSERT_TRUE(QueueDepthReaches(2));
-  auto client = server_.NewClient(milliseconds(10000));
-  const auto start = steady_clock::now();
+  auto client = server_.NewClient(milliseconds(60000));
   auto refused = client->Classify(Request());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
   EXPECT_THAT(refused.status().message(), HasSubstr("queue_capacity"));
-  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
   EXPECT_EQ(Metric("clca_requests_total", {{"code", "RESOURCE_EXHAUSTED"}}), 1);
 
   // The two accepted requests are answered when the server drains.
   ASSERT_EQ(server_.Stop(SIGTERM), std::optional<int>(0)) << server_.output();
   for (PendingCall* call : {&first, &second}) {
-    std::optional<grpc::Status> status = call->Wait(milliseconds(10000));
+    std::optional<grpc::Status> status = call->Wait(milliseconds(60000));
     ASSERT_TRUE(status.has_value());
     EXPECT_TRUE(status->ok()) << status->error_message();
     EXPECT_EQ(call->response().cost().batch_size(), 2);

@@ -18,10 +18,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "models/model.h"
+#include "models/io/load_model.h"
+#include "models/preprocess/preprocess.h"
+#include "models/vit/model.h"
 #include "tests/tools/clca_cli.h"
-#include "models/preprocess.h"
-#include "tools/data/dataset.h"
+#include "tools/datasets/dataset.h"
 
 namespace clca {
 namespace {

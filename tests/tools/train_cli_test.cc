@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "models/checkpoint.h"
+#include "models/io/checkpoint.h"
 #include "tests/tools/clca_cli.h"
 
 namespace clca {

@@ -14,22 +14,23 @@
 
 #include <torch/torch.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "models/cost.h"
-#include "models/model.h"
+#include "models/io/load_model.h"
+#include "models/vit/cost.h"
+#include "models/vit/model.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/eval_report.h"
 #include "tools/clca/util.h"
 #include "tools/clca/version_dir.h"
-#include "tools/data/dataset.h"
+#include "tools/datasets/dataset.h"
 #ifdef CLCA_HAVE_PREPROCESS
-#include "models/preprocess.h"
-#include "models/threads.h"
+#include "models/cpu/threads.h"
+#include "models/preprocess/preprocess.h"
 #endif
 
 namespace clca::tool {

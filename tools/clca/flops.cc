@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "models/cost.h"
+#include "models/vit/cost.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
 

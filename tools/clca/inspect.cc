@@ -5,8 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "models/cost.h"
-#include "models/model.h"
+#include "models/io/checkpoint.h"
+#include "models/save/checkpoint_writer.h"
+#include "models/vit/cost.h"
+#include "models/vit/model.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
 

@@ -5,7 +5,7 @@
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
 #ifdef CLCA_HAVE_PREPROCESS
-#include "models/preprocess.h"
+#include "models/preprocess/preprocess.h"
 #endif
 
 namespace clca::tool {

@@ -8,12 +8,14 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "models/cost.h"
-#include "models/model.h"
+#include "models/io/checkpoint.h"
+#include "models/io/load_model.h"
+#include "models/vit/cost.h"
+#include "models/vit/model.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
 #ifdef CLCA_HAVE_PREPROCESS
-#include "models/preprocess.h"
+#include "models/preprocess/preprocess.h"
 #endif
 
 namespace clca::tool {

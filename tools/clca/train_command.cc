@@ -13,13 +13,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "models/checkpoint.h"
-#include "models/model.h"
-#include "models/threads.h"
-#include "models/train.h"
+#include "models/cpu/threads.h"
+#include "models/io/checkpoint.h"
+#include "models/save/checkpoint_writer.h"
+#include "models/train/train.h"
+#include "models/vit/model.h"
 #include "tools/clca/commands.h"
 #include "tools/clca/util.h"
-#include "tools/data/dataset.h"
+#include "tools/datasets/dataset.h"
 
 #ifdef CLCA_HAVE_PREPROCESS
 #include "tools/clca/train_loader.h"

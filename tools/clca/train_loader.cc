@@ -5,7 +5,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "models/preprocess.h"
+#include "models/preprocess/preprocess.h"
 
 namespace clca::tool {
 namespace {

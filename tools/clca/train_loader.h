@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "tools/data/dataset.h"
+#include "tools/datasets/dataset.h"
 
 namespace clca::tool {
 

@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
-#include "models/config.h"
+#include "models/core/config.h"
 
 namespace clca::tool {
 

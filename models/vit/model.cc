@@ -1,0 +1,713 @@
+#include "models/vit/model.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include <torch/version.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "models/core/errors.h"
+#include "models/core/layers.h"
+#include "models/core/weights.h"
+#include "models/cpu/onednn.h"
+#include "models/reduction/methods.h"
+
+namespace clca {
+namespace {
+
+using torch::Tensor;
+
+absl::StatusOr<torch::ScalarType> ComputeType(Precision p) {
+  switch (p) {
+    case Precision::kFloat32: return torch::kFloat32;
+    case Precision::kBFloat16: return torch::kBFloat16;
+    case Precision::kFloat16: return torch::kFloat16;
+  }
+  return absl::InvalidArgumentError("unknown precision");
+}
+
+// Bicubic resampling of the position-embedding grid, keeping the prefix (CLS)
+// and suffix (carrier) entries as they are.
+Tensor ResizePositionGrid(const Tensor& pos_embed, int64_t prefix, int64_t suffix, int64_t new_grid) {
+  const int64_t total = pos_embed.size(1);
+  const int64_t old_cells = total - prefix - suffix;
+  const auto old_grid = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(old_cells))));
+  const int64_t c = pos_embed.size(2);
+  Tensor grid = pos_embed.narrow(1, prefix, old_cells)
+                    .reshape({1, old_grid, old_grid, c})
+                    .permute({0, 3, 1, 2});
+  grid = torch::nn::functional::interpolate(
+      grid, torch::nn::functional::InterpolateFuncOptions()
+                .size(std::vector<int64_t>{new_grid, new_grid})
+                .mode(torch::kBicubic)
+                .align_corners(false)
+                .antialias(new_grid < old_grid));
+  grid = grid.permute({0, 2, 3, 1}).reshape({1, new_grid * new_grid, c});
+  return torch::cat({pos_embed.narrow(1, 0, prefix), grid, pos_embed.narrow(1, prefix + old_cells, suffix)},
+                    1)
+      .contiguous();
+}
+
+// Names the size fields that disagree with the checkpoint, before the
+// per-tensor comparison would list every tensor.
+absl::Status CheckSizes(const ModelConfig& c, const StateDict& weights) {
+  int64_t dim = -1, depth = 0;
+  for (const auto& [name, t] : weights) {
+    if (name == "cls_token" && t.dim() == 3) dim = t.size(2);
+    if (name.rfind("blocks.", 0) == 0) {
+      depth = std::max<int64_t>(depth, std::atoll(name.c_str() + 7) + 1);
+    }
+  }
+  std::vector<std::string> hints;
+  if (dim > 0 && dim != c.embed_dim) {
+    hints.push_back(absl::StrCat("embed_dim is ", dim, " in the checkpoint but ", c.embed_dim,
+                                 " in the configuration"));
+  }
+  if (depth > 0 && depth != c.depth) {
+    hints.push_back(absl::StrCat("depth is ", depth, " in the checkpoint but ", c.depth,
+                                 " in the configuration"));
+  }
+  if (hints.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("checkpoint does not match the configuration of '", c.model, "': ",
+                   absl::StrJoin(hints, "; "), " (set embed_dim, depth and num_heads)"));
+}
+
+// Softmax over `scores` [B, H, N, N] in which tokens whose `policy` [B, N, 1]
+// is 0 are hidden from every query but themselves (DynamicViT training), in
+// float32 as the reference does for stability.
+Tensor PolicySoftmax(const Tensor& scores, const Tensor& policy) {
+  const double eps = 1e-6;
+  const int64_t batch = scores.size(0), length = scores.size(-1);
+  Tensor keep = policy.reshape({batch, 1, 1, length}).to(torch::kFloat32);
+  Tensor eye = torch::eye(length, keep.options()).reshape({1, 1, length, length});
+  keep = keep + (1 - keep) * eye;
+  Tensor e = (scores - std::get<0>(scores.max(-1, /*keepdim=*/true))).to(torch::kFloat32).exp() * keep;
+  return ((e + eps / length) / (e.sum(-1, /*keepdim=*/true) + eps)).to(scores.scalar_type());
+}
+
+// Scores, softmax and value product of attention one group of (image, head)
+// pairs at a time, so the probabilities of a group stay in the CPU's cache
+// instead of all [B, H, N, N] of them going through memory (237 MB for
+// ViT-B at 448 px, batch 8). A group's scores take at most `group_bytes`
+// (0: one group). `q`, `k`, `v` are [B, H, N, d] (q scaled);
+// `bias` [B, N] (or undefined) is added to every query's scores. The CLS
+// query's probabilities [B, H, N] go to `cls_rows` if it is not null.
+Tensor ChunkedAttention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                        int64_t group_bytes, Tensor* cls_rows) {
+  const int64_t batch = q.size(0), heads = q.size(1), length = q.size(2), head_dim = q.size(3);
+  const int64_t pairs = batch * heads;
+  Tensor qf = q.reshape({pairs, length, head_dim});
+  Tensor kt = k.reshape({pairs, length, head_dim}).transpose(1, 2);
+  Tensor vf = v.reshape({pairs, length, head_dim});
+  Tensor bf;
+  if (bias.defined()) {
+    bf = bias.reshape({batch, 1, 1, length}).expand({batch, heads, 1, length}).reshape({pairs, 1, length});
+  }
+  Tensor out = torch::empty({pairs, length, head_dim}, q.options());
+  if (cls_rows) *cls_rows = torch::empty({pairs, length}, q.options());
+  const int64_t pair_bytes = length * length * static_cast<int64_t>(q.element_size());
+  const int64_t group = group_bytes > 0 ? std::max<int64_t>(1, group_bytes / pair_bytes) : pairs;
+  for (int64_t start = 0; start < pairs; start += group) {
+    const int64_t n = std::min(group, pairs - start);
+    Tensor scores = at::bmm(qf.narrow(0, start, n), kt.narrow(0, start, n));
+    if (bf.defined()) scores.add_(bf.narrow(0, start, n));
+    Tensor probs = scores.softmax(-1);
+    if (cls_rows) cls_rows->narrow(0, start, n).copy_(probs.select(1, 0));
+    Tensor slice = out.narrow(0, start, n);
+    at::bmm_out(slice, probs, vf.narrow(0, start, n));
+  }
+  if (cls_rows) *cls_rows = cls_rows->view({batch, heads, length});
+  return out.view({batch, heads, length, head_dim});
+}
+
+}  // namespace
+
+struct ClcaModel::Impl {
+  ModelConfig config;
+  ModelOptions options;
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+  StateDict loaded;
+  // Entries of `loaded` left undefined: float32 weights kept only packed.
+  std::map<std::string, const LinearWeights*> packed_weights;
+  // Trainable models: the parameters, in reference names.
+  std::vector<std::pair<std::string, Tensor>> parameters;
+
+  Tensor cls_token, pos_embed, clr;
+  Tensor patch_weight, patch_bias;
+  LayerNormWeights norm_pre;  // CLIP only
+  std::vector<BlockWeights> blocks;
+  LayerNormWeights norm;      // without the CLA head
+  LinearWeights head;
+  // CLA head, depthwise-convolution form (ifa_dws_conv_groups > 0).
+  BatchNormWeights cla_norm_in, cla_norm_mid;
+  Tensor cla_conv_weight, cla_conv_bias, cla_out_weight, cla_out_bias;
+  // cla_out_* as a linear layer, for oneDNN (set with PrepareOneDnn).
+  LinearWeights cla_out;
+  // CLA head, linear form (ifa_dws_conv_groups == 0).
+  LinearWeights cla_pool, cla_fc;
+  LayerNormWeights cla_norm;
+  std::unique_ptr<TokenReducer> reducer;
+
+  absl::Status Load(const StateDict& weights);
+  // Multi-head attention over `x` (= norm1 of the tokens). `summary` (if not
+  // null) receives what an after-attention reducer needs; `select` (if not
+  // null) is an inside-attention step: only the rows it picks are output and
+  // their indices are stored in `*selected`. Returns the heads' outputs side
+  // by side [B, rows, C], before the output projection.
+  Tensor Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
+                   AttentionSummary* summary, const ReductionStep* select,
+                   Tensor* selected) const;
+  // Mean of tokens [start, end) per image, over real tokens only.
+  static Tensor PoolTokens(const Tokens& tokens, int64_t start, int64_t end);
+  // The last `count` real tokens of each image.
+  static Tensor LastTokens(const Tokens& tokens, int64_t count);
+  Tensor Embed(const Tensor& images) const;
+  Tensor Head(const Tensor& tokens, const std::vector<Tensor>& cls_per_stage,
+              bool training) const;
+  // A forward pass; a training one also appends the reducer's losses to
+  // `*losses`.
+  ForwardResult Run(const Tensor& images, double keep_rate, bool training = false,
+                    std::vector<Tensor>* losses = nullptr) const;
+  absl::Status CheckImages(const Tensor& images) const;
+};
+
+absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
+  const ModelConfig& c = config;
+  if (auto s = CheckSizes(c, weights); !s.ok()) return s;
+  const int64_t dim = c.embed_dim;
+  const int64_t hidden = static_cast<int64_t>(std::floor(dim * c.mlp_ratio));
+  const bool deit3 = c.backbone == Backbone::kDeit3;
+  const bool clip = c.backbone == Backbone::kClip;
+  const double eps = c.layer_norm_eps();
+  WeightStore w(weights);
+
+  cls_token = w.Take("cls_token", {1, 1, dim});
+  if (c.has_clr()) clr = w.Take("clr", {1, c.num_clr, dim});
+  // Standard layout: pos_embed covers [CLS, patches, carriers]; DeiT-3: patches.
+  const int64_t prefix = c.pos_embed_prefix();
+  const int64_t suffix = c.pos_embed_suffix();
+  pos_embed = w.TakeAnyShape("pos_embed");
+  if (pos_embed.defined()) {
+    const int64_t cells = pos_embed.dim() == 3 ? pos_embed.size(1) - prefix - suffix : -1;
+    const auto side = static_cast<int64_t>(std::lround(std::sqrt(std::max<double>(cells, 0))));
+    const int64_t want = prefix + c.num_patches() + suffix;
+    if (pos_embed.dim() != 3 || pos_embed.size(0) != 1 || pos_embed.size(2) != dim ||
+        side * side != cells || cells <= 0) {
+      w.AddProblem(absl::StrCat("pos_embed has shape [", absl::StrJoin(pos_embed.sizes(), ","),
+                                "], expected [1,", want, ",", dim, "]"));
+    } else if (side != c.grid_size()) {
+      if (!options.resize_pos_embed) {
+        w.AddProblem(absl::StrCat("pos_embed is for a ", side, "x", side, " grid, the input size ",
+                                  c.input_size, " needs ", c.grid_size(), "x", c.grid_size()));
+      } else {
+        pos_embed = ResizePositionGrid(pos_embed, prefix, suffix, c.grid_size());
+        if (options.trainable) pos_embed = pos_embed.detach().requires_grad_(true);
+      }
+    }
+  }
+  patch_weight = w.Take("patch_embed.proj.weight", {dim, 3, c.patch_size, c.patch_size});
+  if (!clip) patch_bias = w.Take("patch_embed.proj.bias", {dim});
+  if (clip) norm_pre.Load(w, "norm_pre", dim, eps);
+
+  blocks.resize(c.depth);
+  for (int i = 0; i < c.depth; ++i) {
+    const std::string p = absl::StrCat("blocks.", i, ".");
+    BlockWeights& b = blocks[i];
+    b.norm1.Load(w, p + "norm1", dim, eps);
+    b.norm2.Load(w, p + "norm2", dim, eps);
+    b.qkv.Load(w, p + "attn.qkv", dim, 3 * dim);
+    b.proj.Load(w, p + "attn.proj", dim, dim);
+    b.fc1.Load(w, p + "mlp.fc1", dim, hidden);
+    b.fc2.Load(w, p + "mlp.fc2", hidden, dim);
+    if (deit3) {
+      b.ls1 = w.Take(p + "ls1.gamma", {dim});
+      b.ls2 = w.Take(p + "ls2.gamma", {dim});
+    }
+  }
+
+  if (c.ifa_head) {
+    const int64_t stages = static_cast<int64_t>(c.reduction_loc.size()) + 1;
+    const int64_t k = c.ifa_dws_conv_groups;
+    if (k > 0) {
+      cla_norm_in.Load(w, "ifa_head.0.0", dim);
+      cla_conv_weight = w.Take("ifa_head.0.1.weight", {dim * k, 1, stages});
+      cla_conv_bias = w.Take("ifa_head.0.1.bias", {dim * k});
+      cla_norm_mid.Load(w, "ifa_head.0.2", dim * k);
+      cla_out_weight = w.Take("ifa_head.0.4.weight", {c.num_classes, dim * k, 1});
+      cla_out_bias = w.Take("ifa_head.0.4.bias", {c.num_classes});
+    } else {
+      cla_pool.Load(w, "ifa_head.0.0", stages, 1);
+      cla_norm.Load(w, "ifa_head.0.3", dim, 1e-5);
+      cla_fc.Load(w, "ifa_head.0.4", dim, c.num_classes);
+    }
+    // The reference keeps the unused linear head (and drops the final norm).
+    w.Ignore("head.");
+    w.Ignore("norm.");
+  } else {
+    norm.Load(w, "norm", dim, eps);
+    head.Load(w, "head", dim, c.num_classes);
+  }
+
+  auto r = MakeReducer(c, w);
+  if (!r.ok()) return r.status();
+  reducer = std::move(*r);
+  if (auto s = w.Finish(); !s.ok()) return s;
+
+  // Keep the float32 weights (with a resized grid) for state_dict().
+  loaded = weights;
+  for (auto& [name, t] : loaded) {
+    if (name == "pos_embed") t = pos_embed;
+  }
+  // Move everything to the compute device and type.
+  auto move = [&](Tensor& t) {
+    if (t.defined()) t = t.to(device, t.is_floating_point() ? dtype : t.scalar_type()).contiguous();
+  };
+  for (Tensor* t : {&cls_token, &pos_embed, &clr, &patch_weight, &patch_bias, &norm_pre.weight,
+                    &norm_pre.bias, &norm.weight, &norm.bias, &head.weight, &head.bias,
+                    &cla_conv_weight, &cla_conv_bias, &cla_out_weight, &cla_out_bias,
+                    &cla_pool.weight, &cla_pool.bias, &cla_fc.weight, &cla_fc.bias,
+                    &cla_norm.weight, &cla_norm.bias}) {
+    move(*t);
+  }
+  for (BatchNormWeights* bn : {&cla_norm_in, &cla_norm_mid}) {
+    for (Tensor* t : {&bn->weight, &bn->bias, &bn->running_mean, &bn->running_var}) move(*t);
+  }
+  for (BlockWeights& b : blocks) {
+    for (Tensor* t : {&b.norm1.weight, &b.norm1.bias, &b.norm2.weight, &b.norm2.bias,
+                      &b.qkv.weight, &b.qkv.bias, &b.proj.weight, &b.proj.bias, &b.fc1.weight,
+                      &b.fc1.bias, &b.fc2.weight, &b.fc2.bias, &b.ls1, &b.ls2}) {
+      move(*t);
+    }
+  }
+  if (reducer) reducer->MoveTo(device, dtype);
+  if (options.onednn_linear && !options.trainable) {
+    // PrepareOneDnn packs the weights or lays them out anew. Only that copy
+    // is kept: state_dict() gives the re-laid tensors and unpacks the packed
+    // ones.
+    std::map<const c10::TensorImpl*, Tensor> relaid;
+    std::map<const c10::TensorImpl*, const LinearWeights*> packed;
+    for (BlockWeights& b : blocks) {
+      // The residual adds and the GELU go into the packed products; layer
+      // scale comes between product and residual.
+      const auto after_product = [](const Tensor& scale) {
+        return scale.defined() ? onednn::Epilogue::kNone : onednn::Epilogue::kResidual;
+      };
+      const std::pair<LinearWeights*, onednn::Epilogue> layers[] = {
+          {&b.qkv, onednn::Epilogue::kNone},
+          {&b.proj, after_product(b.ls1)},
+          {&b.fc1, onednn::Epilogue::kGelu},
+          {&b.fc2, after_product(b.ls2)}};
+      for (const auto& [l, epilogue] : layers) {
+        const Tensor before = l->weight;
+        if (!l->PrepareOneDnn(epilogue)) continue;
+        if (l->packed) {
+          l->weight = Tensor();
+          packed[before.unsafeGetTensorImpl()] = l;
+        } else {
+          relaid[before.unsafeGetTensorImpl()] = l->weight;
+        }
+      }
+    }
+    for (auto& [name, t] : loaded) {
+      if (auto it = relaid.find(t.unsafeGetTensorImpl()); it != relaid.end()) {
+        t = it->second;
+      } else if (auto p = packed.find(t.unsafeGetTensorImpl()); p != packed.end()) {
+        packed_weights[name] = p->second;
+        t = Tensor();
+      }
+    }
+    // The head's small products too: one OpenBLAS call would leave OpenBLAS's
+    // threads spinning beside oneDNN's (9 % of the samples at batch 1).
+    for (LinearWeights* l : {&head, &cla_pool, &cla_fc}) l->PrepareOneDnn();
+    if (cla_out_weight.defined()) {
+      cla_out.weight = cla_out_weight.squeeze(-1);
+      cla_out.bias = cla_out_bias;
+      cla_out.PrepareOneDnn();
+    }
+  }
+  if (options.trainable) {
+    // Moving was a no-op (the weights already are float32 on the device), so
+    // these are the very tensors the forward pass uses.
+    for (const auto& [name, t] : loaded) {
+      if (t.requires_grad()) parameters.push_back({name, t});
+    }
+  }
+  return absl::OkStatus();
+}
+
+Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
+                                  AttentionSummary* summary, const ReductionStep* select,
+                                  Tensor* selected) const {
+  const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2);
+  const int64_t heads = config.num_heads, head_dim = dim / heads;
+  Tensor projected = b.qkv(x);
+  Tensor qkv = projected.reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  Tensor k = qkv[1];
+  // Added to every query's scores [B, N]: proportional attention (a merged
+  // token counts as many) and padding (invisible to every query).
+  Tensor bias;
+  if (tokens.size.defined() && reducer->proportional_attention()) {
+    bias = tokens.size.log().reshape({batch, length});
+  }
+  if (tokens.mask.defined()) {
+    Tensor hidden = torch::zeros({batch, length}, x.options())
+                        .masked_fill(tokens.mask.logical_not(), -std::numeric_limits<float>::infinity());
+    bias = bias.defined() ? bias + hidden : hidden;
+  }
+  const bool cpu_inference =
+      !select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled();
+  // What the reducer ranks tokens by: the CLS query's probabilities
+  // `cls_rows` [B, H, N] averaged over heads, and the keys' mean.
+  auto summarise = [&](const Tensor& cls_rows) {
+    if (!summary) return;
+    if (reducer->needs_cls_attention()) {
+      summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1).to(x.scalar_type());
+    }
+    if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
+  };
+  if (cpu_inference) {
+    const bool want_cls = summary && reducer->needs_cls_attention();
+    Tensor cls_rows, out;
+    if (b.qkv.onednn && (x.scalar_type() == torch::kFloat32 ||
+                         (x.scalar_type() == torch::kBFloat16 && onednn::AttentionBf16Available()))) {
+      // Wherever the projections use oneDNN, so does attention: batched
+      // products would wake OpenBLAS's threads, which then spin beside oneDNN's.
+      out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
+    } else {
+      Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+      out = ChunkedAttention(q, k, qkv[2], bias, options.attention_group_bytes,
+                             want_cls ? &cls_rows : nullptr)
+                .transpose(1, 2)
+                .reshape({batch, length, dim});
+    }
+    summarise(cls_rows);
+    return out;
+  }
+  Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  Tensor v = qkv[2];
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  if (options.fused_attention && !select && !tokens.policy.defined() && x.is_cuda() &&
+      !torch::GradMode::is_enabled()) {
+    // Fused kernels (flash or memory-efficient) never write the [B, H, N, N]
+    // probabilities; a reducer that ranks by the CLS query's gets that row alone.
+    Tensor mask;
+    if (bias.defined()) mask = bias.to(q.scalar_type()).reshape({batch, 1, 1, length});
+    Tensor out = mask.defined() ? at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, 1.0)
+                                : at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, 1.0);
+    Tensor cls_rows;
+    if (summary && reducer->needs_cls_attention()) {
+      Tensor cls = torch::matmul(q.narrow(2, 0, 1), k.transpose(-2, -1));
+      if (mask.defined()) cls = cls + mask;
+      cls_rows = cls.softmax(-1).select(2, 0);
+    }
+    summarise(cls_rows);
+    return out.transpose(1, 2).reshape({batch, length, dim});
+  }
+#endif
+  Tensor scores = torch::matmul(q, k.transpose(-2, -1));
+  if (bias.defined()) scores = scores + bias.reshape({batch, 1, 1, length});
+  Tensor attn = tokens.policy.defined() ? PolicySoftmax(scores, tokens.policy) : scores.softmax(-1);
+  summarise(attn.select(2, 0));
+  if (select) {
+    *selected = reducer->SelectTokens(*select, attn, v, tokens);
+    attn = attn.gather(2, selected->reshape({batch, 1, -1, 1}).expand({batch, heads, -1, length}));
+  }
+  const int64_t rows = attn.size(2);
+  return torch::matmul(attn, v).transpose(1, 2).reshape({batch, rows, dim});
+}
+
+Tensor ClcaModel::Impl::PoolTokens(const Tokens& tokens, int64_t start, int64_t end) {
+  Tensor span = tokens.x.narrow(1, start, end - start);
+  if (!tokens.mask.defined()) return span.mean(1, /*keepdim=*/true);
+  Tensor real = tokens.mask.narrow(1, start, end - start).unsqueeze(-1).to(span.scalar_type());
+  return (span * real).sum(1, /*keepdim=*/true) / real.sum(1, /*keepdim=*/true).clamp_min(1);
+}
+
+Tensor ClcaModel::Impl::LastTokens(const Tokens& tokens, int64_t count) {
+  const int64_t length = tokens.x.size(1);
+  if (!tokens.mask.defined()) return tokens.x.narrow(1, length - count, count);
+  // Positions of real tokens (padding scores -1); the largest `count`, in order.
+  Tensor position = torch::arange(length, tokens.mask.options().dtype(torch::kLong))
+                        .unsqueeze(0)
+                        .masked_fill(tokens.mask.logical_not(), -1);
+  Tensor last = std::get<0>(std::get<0>(position.topk(count, 1)).sort(1));
+  return tokens.x.gather(1, last.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
+}
+
+Tensor ClcaModel::Impl::Embed(const Tensor& images) const {
+  const int64_t batch = images.size(0);
+  Tensor x;  // [B, n, C]
+  if (images.is_cuda()) {
+    // On a GPU the patches go through a matrix product: cuDNN would compute a
+    // float32 convolution in TF32.
+    const int64_t p = config.patch_size, h = images.size(2) / p, w = images.size(3) / p;
+    Tensor patches = images.narrow(2, 0, h * p).narrow(3, 0, w * p)
+                         .reshape({batch, 3, h, p, w, p})
+                         .permute({0, 2, 4, 1, 3, 5})
+                         .reshape({batch, h * w, 3 * p * p});
+    x = at::linear(patches, patch_weight.reshape({patch_weight.size(0), -1}), patch_bias);
+  } else {
+    x = at::conv2d(images, patch_weight, patch_bias, {config.patch_size, config.patch_size})
+            .flatten(2)
+            .transpose(1, 2);
+  }
+  std::vector<Tensor> parts = {cls_token.expand({batch, -1, -1})};
+  if (config.backbone == Backbone::kDeit3) {
+    parts.push_back(x + pos_embed);
+    if (clr.defined()) parts.push_back(clr.expand({batch, -1, -1}));
+    x = torch::cat(parts, 1);
+  } else {
+    parts.push_back(x);
+    if (clr.defined()) parts.push_back(clr.expand({batch, -1, -1}));
+    x = torch::cat(parts, 1) + pos_embed;
+  }
+  if (config.backbone == Backbone::kClip) x = norm_pre(x);
+  return x;
+}
+
+Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per_stage,
+                             bool training) const {
+  if (!config.ifa_head) return head(norm(x.select(1, 0)));
+  Tensor stacked = torch::stack(cls_per_stage, -1);  // [B, C, G]
+  if (config.ifa_dws_conv_groups > 0) {
+    // The reference's two Conv1d as products, which stay float32 on a GPU
+    // (cuDNN computes float32 convolutions in TF32): each of the C·k outputs
+    // weighs all stages of its own channel, then a 1×1 convolution.
+    Tensor y = cla_norm_in(stacked, training).repeat_interleave(config.ifa_dws_conv_groups, 1);
+    y = (y * cla_conv_weight.squeeze(1)).sum(-1) + cla_conv_bias;  // [B, C·k]
+    y = at::gelu(cla_norm_mid(y.unsqueeze(-1), training)).squeeze(-1);
+    return cla_out.onednn ? cla_out(y) : at::linear(y, cla_out_weight.squeeze(-1), cla_out_bias);
+  }
+  Tensor y = cla_pool(stacked).squeeze(-1).relu();
+  return cla_fc(cla_norm(y));
+}
+
+ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate, bool training,
+                                   std::vector<Tensor>* losses) const {
+  const ModelConfig& c = config;
+  ForwardResult result;
+  Tokens tokens;
+  tokens.x = Embed(images);
+  if (reducer && reducer->tracks_recovered()) {
+    tokens.recovered = torch::zeros({tokens.x.size(0), tokens.x.size(1), 1}, tokens.x.options());
+  }
+  const int64_t n = c.num_patches();
+  const std::vector<int> recovery = c.recovery_layers();
+  const std::set<int> recovery_set(recovery.begin(), recovery.end());
+  // Tokens before this index are pooled into the cache's GAP carrier.
+  int64_t pool_end = tokens.x.size(1) - (c.has_clr() && !c.clc_pool_clr ? c.num_clr : 0);
+  std::vector<Tensor> cache;
+  std::vector<Tensor> cls_per_stage;
+  size_t step_index = 0;
+
+  for (int i = 0; i < c.depth; ++i) {
+    const BlockWeights& b = blocks[i];
+    const bool at_location =
+        step_index < c.reduction_loc.size() && c.reduction_loc[step_index] == i;
+    const bool reduces = reducer && at_location;
+    const ReductionStep step{static_cast<int>(step_index), keep_rate, n, training};
+    AttentionSummary summary;
+    if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
+      reducer->Reduce(step, summary, tokens);
+    }
+    const bool after_attention =
+        reduces && reducer->stage() == TokenReducer::Stage::kAfterAttention;
+    const bool inside_attention =
+        reduces && reducer->stage() == TokenReducer::Stage::kInsideAttention;
+    Tensor selected;
+    Tensor heads = Attention(b, b.norm1(tokens.x), tokens, after_attention ? &summary : nullptr,
+                             inside_attention ? &step : nullptr, &selected);
+    if (selected.defined()) {
+      tokens.x = tokens.x.gather(1, selected.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
+    }
+    tokens.x = b.ls1.defined() ? tokens.x + b.proj(heads) * b.ls1 : b.proj.AddTo(tokens.x, heads);
+    if (after_attention) reducer->Reduce(step, summary, tokens);
+    Tensor hidden = b.fc1.Gelu(b.norm2(tokens.x));
+    tokens.x = b.ls2.defined() ? tokens.x + b.fc2(hidden) * b.ls2 : b.fc2.AddTo(tokens.x, hidden);
+    if (at_location) ++step_index;
+    result.tokens.push_back(tokens.x.size(1));
+
+    if (c.clc && recovery_set.count(i)) {
+      pool_end = tokens.x.size(1);
+      if (!cache.empty()) {
+        Tensor recovered = torch::cat(cache, 1);
+        cache.clear();
+        if (tokens.size.defined()) {
+          tokens.size = torch::cat(
+              {tokens.size, torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.size.options())},
+              1);
+        }
+        if (tokens.mask.defined()) {
+          tokens.mask = torch::cat(
+              {tokens.mask, torch::ones({recovered.size(0), recovered.size(1)}, tokens.mask.options())},
+              1);
+        }
+        if (tokens.policy.defined()) {
+          tokens.policy = torch::cat(
+              {tokens.policy,
+               torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.policy.options())},
+              1);
+        }
+        if (tokens.recovered.defined()) {
+          tokens.recovered = torch::cat(
+              {tokens.recovered,
+               torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.recovered.options())},
+              1);
+        }
+        tokens.x = torch::cat({tokens.x, recovered}, 1);
+      }
+    }
+    if (c.clc && i < recovery.back()) {
+      // Carriers: the mean of the current patch tokens, then the last tokens
+      // (positionally: after EViT that slot holds the fused token).
+      std::vector<Tensor> carriers;
+      if (c.clc_include_gap) {
+        const int64_t start = c.clc_pool_cls ? 0 : 1;
+        carriers.push_back(PoolTokens(tokens, start, pool_end));
+      }
+      if (c.has_clr()) carriers.push_back(LastTokens(tokens, c.num_clr));
+      cache.push_back(torch::cat(carriers, 1));
+    }
+    if (c.ifa_head && (at_location || i == c.depth - 1)) {
+      cls_per_stage.push_back(tokens.x.select(1, 0));
+    }
+  }
+  result.logits = Head(tokens.x, cls_per_stage, training).to(torch::kFloat32);
+  if (losses) {
+    for (Tensor& l : tokens.losses) losses->push_back(std::move(l));
+  }
+  return result;
+}
+
+ClcaModel::ClcaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ClcaModel::~ClcaModel() = default;
+
+absl::StatusOr<std::unique_ptr<ClcaModel>> ClcaModel::Create(const ModelConfig& config,
+                                                             const StateDict& weights,
+                                                             const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->options = options;
+  auto dtype = ComputeType(options.precision);
+  if (!dtype.ok()) return dtype.status();
+  impl->dtype = *dtype;
+  if (options.trainable && options.precision != Precision::kFloat32) {
+    return absl::InvalidArgumentError("a trainable model computes in float32");
+  }
+  try {
+    impl->device = torch::Device(options.device);
+    if (impl->device.is_cuda() && !torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("device '", options.device, "' requested but CUDA is not available"));
+    }
+    if (options.trainable) {
+      // Own float32 copies on the device; statistics and counters are buffers.
+      StateDict own;
+      for (const auto& [name, t] : weights) {
+        Tensor copy = t.detach().to(impl->device, t.is_floating_point() ? torch::kFloat32
+                                                                         : t.scalar_type(),
+                                    /*non_blocking=*/false, /*copy=*/true)
+                          .contiguous();
+        const bool buffer = name.find("running_") != std::string::npos || !t.is_floating_point();
+        if (!buffer) copy.requires_grad_(true);
+        own.push_back({name, copy});
+      }
+      if (auto s = impl->Load(own); !s.ok()) return s;
+    } else {
+      c10::InferenceMode guard;
+      if (auto s = impl->Load(weights); !s.ok()) return s;
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot build model '", config.model, "': ", ExceptionMessage(e)));
+  }
+  return std::unique_ptr<ClcaModel>(new ClcaModel(std::move(impl)));
+}
+
+absl::Status ClcaModel::Impl::CheckImages(const Tensor& images) const {
+  const ModelConfig& c = config;
+  if (!images.defined() || images.dim() != 4 || images.size(1) != 3 ||
+      images.size(2) != c.input_size || images.size(3) != c.input_size || images.size(0) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input must be a [B,3,", c.input_size, ",", c.input_size, "] tensor, got [",
+        images.defined() ? absl::StrJoin(images.sizes(), ",") : "undefined", "]"));
+  }
+  if (!images.is_floating_point()) {
+    return absl::InvalidArgumentError("input must be a floating-point tensor");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, double keep_rate) const {
+  if (auto s = ValidateKeepRate(keep_rate); !s.ok()) return s;
+  if (auto s = impl_->CheckImages(images); !s.ok()) return s;
+  try {
+    c10::InferenceMode guard;
+    return impl_->Run(images.to(impl_->device, impl_->dtype), keep_rate);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("forward pass failed: ", ExceptionMessage(e)));
+  }
+}
+
+absl::StatusOr<TrainingOutput> ClcaModel::ForwardTrain(const torch::Tensor& images,
+                                                       double keep_rate) {
+  if (!impl_->options.trainable) {
+    return absl::FailedPreconditionError("the model was not created trainable");
+  }
+  if (auto s = ValidateKeepRate(keep_rate); !s.ok()) return s;
+  if (auto s = impl_->CheckImages(images); !s.ok()) return s;
+  try {
+    std::vector<torch::Tensor> losses;
+    TrainingOutput out;
+    out.logits = impl_->Run(images.to(impl_->device, torch::kFloat32), keep_rate,
+                            /*training=*/true, &losses)
+                     .logits;
+    out.auxiliary_loss = torch::zeros({}, out.logits.options());
+    for (const torch::Tensor& l : losses) out.auxiliary_loss = out.auxiliary_loss + l;
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : impl_->loaded) {
+      if (absl::EndsWith(name, "num_batches_tracked")) t.add_(1);
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("training forward pass failed: ", ExceptionMessage(e)));
+  }
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ClcaModel::trainable_parameters() const {
+  return impl_->parameters;
+}
+
+const ModelConfig& ClcaModel::config() const { return impl_->config; }
+const ModelOptions& ClcaModel::options() const { return impl_->options; }
+torch::Device ClcaModel::device() const { return impl_->device; }
+StateDict ClcaModel::state_dict() const {
+  StateDict out = impl_->loaded;
+  for (auto& [name, t] : out) {
+    if (auto it = impl_->packed_weights.find(name); it != impl_->packed_weights.end()) {
+      t = it->second->packed->Weight();
+    } else {
+      t = t.detach();
+    }
+  }
+  return out;
+}
+
+int64_t ClcaModel::parameter_count() const {
+  int64_t count = 0;
+  for (const auto& [name, t] : impl_->loaded) {
+    if (auto it = impl_->packed_weights.find(name); it != impl_->packed_weights.end()) {
+      count += it->second->packed->in_features() * it->second->packed->out_features();
+    } else if (t.is_floating_point()) {
+      count += t.numel();
+    }
+  }
+  return count;
+}
+
+}  // namespace clca

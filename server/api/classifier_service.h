@@ -1,0 +1,39 @@
+// The clca.v1.Classifier gRPC service on the callback API. Reactions only
+// validate and hand requests to the pipeline; calls are finished from the
+// pipeline's threads.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include "clca/v1/classifier.grpc.pb.h"
+#include "server/pipeline/classify_pipeline.h"
+#include "server/repository/model_repository.h"
+
+namespace clca::server {
+
+class ClassifierService final : public v1::Classifier::CallbackService {
+ public:
+  ClassifierService(const ModelRepository* repository, ClassifyPipeline* pipeline)
+      : repository_(repository), pipeline_(pipeline) {}
+
+  grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
+                                     const v1::ClassifyRequest* request,
+                                     v1::ClassifyResponse* response) override;
+  grpc::ServerBidiReactor<v1::ClassifyStreamRequest, v1::ClassifyStreamResponse>* ClassifyStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context,
+                                     const v1::GetModelRequest* request,
+                                     v1::ModelInfo* response) override;
+
+ private:
+  const ModelRepository* repository_;
+  ClassifyPipeline* pipeline_;
+};
+
+// The call's deadline on the steady clock (max() when it has none).
+TimePoint SteadyDeadline(const grpc::CallbackServerContext& context);
+
+}  // namespace clca::server

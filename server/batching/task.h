@@ -1,0 +1,63 @@
+// One image waiting to be classified, and what classifying it gave.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "server/batching/clock.h"
+
+namespace clca::server {
+
+// The outcome of one image's forward pass.
+struct TaskResult {
+  // Best first, at most the task's top_k.
+  std::vector<int> class_ids;
+  std::vector<float> scores;
+  // Sequence length coming out of each block.
+  std::vector<int64_t> tokens;
+  double gmacs = 0;
+  int batch_size = 0;
+  uint64_t batch_id = 0;
+  Duration queue_time{};
+  Duration compute_time{};
+};
+
+// A preprocessed image on its way through the batch queue. Created by the
+// request pipeline, owned by the queue while it waits, then by the batch that
+// runs it. `Finish` must be called exactly once, by whoever owns it last.
+struct InferenceTask {
+  using DoneCallback = std::function<void(absl::StatusOr<TaskResult>)>;
+
+  std::string request_id;
+  // [3, input_size, input_size], float32.
+  torch::Tensor image;
+  // Tasks run only in batches of one keep rate.
+  double keep_rate = 1.0;
+  int top_k = 5;
+  // Set by the batch queue when the task enters it.
+  TimePoint enqueue_time{};
+  // The call's deadline; max() when it has none.
+  TimePoint deadline = TimePoint::max();
+  // Set when the caller has gone away; may be null.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
+  DoneCallback done;
+
+  bool IsCancelled() const {
+    return cancelled != nullptr && cancelled->load(std::memory_order_relaxed);
+  }
+  void Finish(absl::StatusOr<TaskResult> result) {
+    DoneCallback callback = std::move(done);
+    done = nullptr;
+    if (callback) callback(std::move(result));
+  }
+};
+
+}  // namespace clca::server

@@ -1,0 +1,132 @@
+#include "server/observability/metrics.h"
+
+#include <exception>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace clca::server {
+namespace {
+
+// Latencies from 100 µs to 10 s.
+const prometheus::Histogram::BucketBoundaries kSecondsBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+const prometheus::Histogram::BucketBoundaries kBatchSizeBuckets = {1,  2,  3,  4,  6,  8,
+                                                                   12, 16, 24, 32, 64, 128};
+// The standard keep rates fall on bucket bounds.
+const prometheus::Histogram::BucketBoundaries kKeepRateBuckets = {0.1, 0.25, 0.5, 0.7, 0.9, 1.0};
+
+constexpr const char* kUnknownModel = "_unknown";
+
+}  // namespace
+
+void ModelMetrics::CountRequest(absl::StatusCode code) const {
+  auto index = static_cast<size_t>(code);
+  if (index >= requests.size()) index = static_cast<size_t>(absl::StatusCode::kUnknown);
+  requests[index]->Increment();
+}
+
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create() {
+  std::unique_ptr<Metrics> metrics(new Metrics());
+  absl::Status status = metrics->RegisterFamilies();
+  if (!status.ok()) return status;
+  metrics->unknown_ = metrics->AddModel(kUnknownModel, 0);
+  return metrics;
+}
+
+absl::Status Metrics::RegisterFamilies() {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  registry_ = std::make_shared<prometheus::Registry>();
+  prometheus::Registry& r = *registry_;
+  try {
+    requests_ = &BuildCounter()
+                     .Name("clca_requests_total")
+                     .Help("Classification requests answered, by model, version and status code")
+                     .Register(r);
+    inferred_images_ = &BuildCounter()
+                            .Name("clca_inferred_images_total")
+                            .Help("Images run through a model")
+                            .Register(r);
+    batches_ = &BuildCounter().Name("clca_batches_total").Help("Forward passes run").Register(r);
+    gmacs_ = &BuildCounter()
+                  .Name("clca_gmacs_total")
+                  .Help("Billions of multiply-accumulates computed")
+                  .Register(r);
+    latency_ = &BuildHistogram()
+                    .Name("clca_request_latency_seconds")
+                    .Help("From a request's arrival to its answer")
+                    .Register(r);
+    queue_ = &BuildHistogram()
+                  .Name("clca_queue_seconds")
+                  .Help("Time a request waited in the batch queue")
+                  .Register(r);
+    preprocess_ = &BuildHistogram()
+                       .Name("clca_preprocess_seconds")
+                       .Help("Time decoding and resizing an image")
+                       .Register(r);
+    compute_ = &BuildHistogram()
+                    .Name("clca_compute_seconds")
+                    .Help("Time of one batch's forward pass")
+                    .Register(r);
+    batch_size_ = &BuildHistogram()
+                       .Name("clca_batch_size")
+                       .Help("Images per forward pass")
+                       .Register(r);
+    keep_rate_ = &BuildHistogram()
+                      .Name("clca_keep_rate")
+                      .Help("Keep rate of each forward pass")
+                      .Register(r);
+    queue_depth_ = &BuildGauge()
+                        .Name("clca_queue_depth")
+                        .Help("Requests waiting in the batch queue")
+                        .Register(r);
+    blas_threads_ = &BuildGauge()
+                         .Name("clca_blas_threads")
+                         .Help("OpenBLAS threads of one matrix product, process-wide (0: "
+                               "LibTorch's BLAS is not OpenBLAS)")
+                         .Register(r)
+                         .Add({});
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("cannot register metrics: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Metrics::Serve(const std::string& host, int port) {
+  absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+      MetricsEndpoint::Start(host, port, registry_);
+  if (!endpoint.ok()) return endpoint.status();
+  endpoint_ = *std::move(endpoint);
+  return endpoint_->port();
+}
+
+ModelMetrics* Metrics::AddModel(const std::string& model, int64_t version) {
+  absl::MutexLock lock(&mu_);
+  auto& slot = models_[{model, version}];
+  if (slot != nullptr) return slot.get();
+  slot = std::make_unique<ModelMetrics>();
+  ModelMetrics& m = *slot;
+  const prometheus::Labels labels = {{"model", model},
+                                     {"version", version > 0 ? std::to_string(version) : ""}};
+  for (size_t code = 0; code < m.requests.size(); ++code) {
+    prometheus::Labels with_code = labels;
+    with_code["code"] = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+    m.requests[code] = &requests_->Add(with_code);
+  }
+  m.inferred_images = &inferred_images_->Add(labels);
+  m.batches = &batches_->Add(labels);
+  m.gmacs = &gmacs_->Add(labels);
+  m.latency_seconds = &latency_->Add(labels, kSecondsBuckets);
+  m.queue_seconds = &queue_->Add(labels, kSecondsBuckets);
+  m.preprocess_seconds = &preprocess_->Add(labels, kSecondsBuckets);
+  m.compute_seconds = &compute_->Add(labels, kSecondsBuckets);
+  m.batch_size = &batch_size_->Add(labels, kBatchSizeBuckets);
+  m.keep_rate = &keep_rate_->Add(labels, kKeepRateBuckets);
+  m.queue_depth = &queue_depth_->Add(labels);
+  return &m;
+}
+
+}  // namespace clca::server

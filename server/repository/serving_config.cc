@@ -1,0 +1,173 @@
+#include "server/repository/serving_config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace clca::server {
+namespace {
+
+using json = nlohmann::json;
+
+absl::Status ReadPositiveInt(const json& object, const char* key, int64_t min_value,
+                             int64_t* out) {
+  if (!object.contains(key)) return absl::OkStatus();
+  const json& v = object[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < min_value) {
+    return absl::InvalidArgumentError(absl::StrCat("'", key, "' must be an integer of at least ",
+                                                   min_value, ", got ", v.dump()));
+  }
+  *out = v.get<int64_t>();
+  return absl::OkStatus();
+}
+
+absl::Status ReadRate(const json& object, const char* key, double* out) {
+  const json& v = object[key];
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() <= 0 ||
+      v.get<double>() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'keep_rate.", key, "' must be a number in (0, 1], got ", v.dump()));
+  }
+  *out = v.get<double>();
+  return absl::OkStatus();
+}
+
+absl::Status ParseKeepRate(const json& v, KeepRatePolicy* policy) {
+  if (!v.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'keep_rate' must be an object {\"default\", \"min\", \"max\"}, got ",
+                     v.dump()));
+  }
+  for (const auto& [key, value] : v.items()) {
+    if (key == "default") {
+      double rate = 0;
+      if (absl::Status s = ReadRate(v, "default", &rate); !s.ok()) return s;
+      policy->default_rate = rate;
+    } else if (key == "min") {
+      if (absl::Status s = ReadRate(v, "min", &policy->min); !s.ok()) return s;
+    } else if (key == "max") {
+      if (absl::Status s = ReadRate(v, "max", &policy->max); !s.ok()) return s;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key 'keep_rate.", key, "' (expected default, min, max)"));
+    }
+  }
+  if (policy->min > policy->max) {
+    return absl::InvalidArgumentError(absl::StrCat("keep_rate.min ", policy->min,
+                                                   " is above keep_rate.max ", policy->max));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Precision> ParsePrecision(const json& v) {
+  const std::string name = v.is_string() ? absl::AsciiStrToLower(v.get<std::string>()) : "";
+  if (name == "float32" || name == "fp32") return Precision::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return Precision::kBFloat16;
+  if (name == "float16" || name == "fp16") return Precision::kFloat16;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'precision' must be \"float32\", \"bfloat16\" or \"float16\", got ", v.dump()));
+}
+
+}  // namespace
+
+const char* PrecisionName(Precision precision) {
+  switch (precision) {
+    case Precision::kFloat32: return "float32";
+    case Precision::kBFloat16: return "bfloat16";
+    case Precision::kFloat16: return "float16";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
+                                                 const ServingConfig& defaults) {
+  if (!object.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("serving configuration must be a JSON object, got ", object.dump()));
+  }
+  static const std::set<std::string> kKeys = {"max_batch_size", "max_queue_delay_us",
+                                              "queue_capacity", "workers",
+                                              "intra_op_threads", "keep_rate",
+                                              "precision"};
+  for (const auto& [key, value] : object.items()) {
+    if (kKeys.count(key) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "' (expected one of ",
+                                                     absl::StrJoin(kKeys, ", "), ")"));
+    }
+  }
+  ServingConfig config = defaults;
+  BatchSchedulerOptions& batching = config.batching;
+  int64_t value = batching.max_batch_size;
+  if (absl::Status s = ReadPositiveInt(object, "max_batch_size", 1, &value); !s.ok()) return s;
+  batching.max_batch_size = static_cast<int>(value);
+  value = batching.max_queue_delay.count();
+  if (absl::Status s = ReadPositiveInt(object, "max_queue_delay_us", 0, &value); !s.ok()) {
+    return s;
+  }
+  batching.max_queue_delay = std::chrono::microseconds(value);
+  value = batching.queue_capacity;
+  if (absl::Status s = ReadPositiveInt(object, "queue_capacity", 1, &value); !s.ok()) return s;
+  batching.queue_capacity = static_cast<int>(value);
+  value = batching.num_workers;
+  if (absl::Status s = ReadPositiveInt(object, "workers", 1, &value); !s.ok()) return s;
+  batching.num_workers = static_cast<int>(value);
+  value = config.intra_op_threads;
+  if (absl::Status s = ReadPositiveInt(object, "intra_op_threads", 0, &value); !s.ok()) return s;
+  config.intra_op_threads = static_cast<int>(value);
+  if (object.contains("keep_rate")) {
+    if (absl::Status s = ParseKeepRate(object["keep_rate"], &config.keep_rate); !s.ok()) return s;
+  }
+  if (object.contains("precision")) {
+    absl::StatusOr<Precision> precision = ParsePrecision(object["precision"]);
+    if (!precision.ok()) return precision.status();
+    config.precision = *precision;
+  }
+  return config;
+}
+
+absl::StatusOr<ServingConfig> ReadServingConfig(const std::string& path,
+                                                const ServingConfig& defaults) {
+  if (!std::filesystem::exists(path)) return defaults;
+  std::ifstream in(path);
+  if (!in) return absl::PermissionDeniedError(absl::StrCat("cannot read ", path));
+  json object = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON"));
+  }
+  absl::StatusOr<ServingConfig> config = ParseServingConfig(object, defaults);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(path, ": ", config.status().message()));
+  }
+  return config;
+}
+
+absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path, int num_classes) {
+  std::vector<std::string> labels;
+  if (!std::filesystem::exists(path)) {
+    for (int i = 0; i < num_classes; ++i) labels.push_back(absl::StrCat("class_", i));
+    return labels;
+  }
+  std::ifstream in(path);
+  if (!in) return absl::PermissionDeniedError(absl::StrCat("cannot read ", path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    labels.push_back(line);
+  }
+  while (!labels.empty() && absl::StripAsciiWhitespace(labels.back()).empty()) labels.pop_back();
+  if (static_cast<int>(labels.size()) != num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " has ", labels.size(),
+                                                   " labels but the model has ", num_classes,
+                                                   " classes"));
+  }
+  return labels;
+}
+
+}  // namespace clca::server

@@ -1,0 +1,52 @@
+// How one model version is served: `serving.json` and `labels.txt` of its
+// directory in the model repository.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "models/vit/model.h"
+#include "server/batching/batch_scheduler.h"
+
+namespace clca::server {
+
+// The keep rates a model version accepts.
+struct KeepRatePolicy {
+  // Used when a request gives none; absent: the model configuration's.
+  std::optional<double> default_rate;
+  // Requests outside [min, max] are refused with INVALID_ARGUMENT.
+  double min = 0.1;
+  double max = 1.0;
+};
+
+struct ServingConfig {
+  // max_batch_size, max_queue_delay_us, queue_capacity, workers.
+  BatchSchedulerOptions batching;
+  KeepRatePolicy keep_rate;
+  // LibTorch intra-op threads of each worker; 0: the server's default.
+  int intra_op_threads = 0;
+  // "float32", "bfloat16" or "float16" (also "fp32", "bf16", "fp16").
+  Precision precision = Precision::kFloat32;
+};
+
+// Parses serving.json. Unknown keys and out-of-range values are
+// INVALID_ARGUMENT naming them. Fields not given keep `defaults`.
+absl::StatusOr<ServingConfig> ParseServingConfig(const nlohmann::json& json,
+                                                 const ServingConfig& defaults = {});
+
+// Reads serving.json at `path`; a missing file gives `defaults`.
+absl::StatusOr<ServingConfig> ReadServingConfig(const std::string& path,
+                                                const ServingConfig& defaults = {});
+
+// Reads labels.txt (one label per line, trailing blank lines ignored). A
+// missing file gives "class_<i>"; a file with another count of labels than
+// `num_classes` is INVALID_ARGUMENT.
+absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path, int num_classes);
+
+const char* PrecisionName(Precision precision);
+
+}  // namespace clca::server

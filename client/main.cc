@@ -15,6 +15,7 @@
 #include "client/client.h"
 #include "client/format.h"
 #include "client/perf.h"
+#include "client/perf_report.h"
 
 namespace {
 

@@ -1,7 +1,9 @@
 // Load generation against a clca-server, in the manner of Triton's
 // perf_analyzer: a sweep over concurrency levels or fixed request rates, each
 // point measured in windows until throughput and median latency are stable.
-// Depends on gRPC and protobuf only.
+// This header holds the options, the results and RunPerf; perf_stats.h has
+// the figures computed from the samples, perf_report.h the table, JSON and
+// CSV renderings. Depends on gRPC and protobuf only.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,7 @@
 
 #include <grpcpp/channel.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -32,6 +35,8 @@ struct KeepRateShare {
 // is in (0, 1] or "default" for the model's own. Every entry has a weight or
 // none does; rates must not repeat.
 absl::StatusOr<std::vector<KeepRateShare>> ParseKeepRateMix(absl::string_view spec);
+// How reports and messages name a keep rate: "0.25", or "default" when unset.
+std::string KeepRateLabel(const std::optional<float>& keep_rate);
 // "1,2,4,8": positive integers.
 absl::StatusOr<std::vector<int>> ParseConcurrencyList(absl::string_view spec);
 // "start:end[:step]", linear as perf_analyzer's --concurrency-range; step 1
@@ -41,10 +46,6 @@ absl::StatusOr<std::vector<int>> ParseConcurrencyRange(absl::string_view spec);
 absl::StatusOr<std::vector<double>> ParseRateList(absl::string_view spec);
 // "start:end:step" in requests per second, linear.
 absl::StatusOr<std::vector<double>> ParseRateRange(absl::string_view spec);
-
-// Nearest-rank percentile of ascending `sorted` values: the smallest value
-// that at least `p` percent of the values do not exceed. 0 when empty.
-double Percentile(const std::vector<double>& sorted, double p);
 
 enum class Distribution { kConstant, kPoisson };
 
@@ -177,6 +178,10 @@ struct PerfReport {
   std::vector<PerfPoint> results;
 };
 
+// OK if RunPerf would accept `options`; otherwise INVALID_ARGUMENT saying what
+// is wrong.
+absl::Status ValidatePerfOptions(const PerfOptions& options);
+
 // Runs the sweep over `channel`. Fails before sending anything if the
 // options are inconsistent or the channel does not connect in time; failed
 // requests are counted in the results, not returned as errors. `on_point`,
@@ -184,24 +189,5 @@ struct PerfReport {
 absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel,
                                    const PerfOptions& options,
                                    const std::function<void(const PerfPoint&)>& on_point = {});
-
-// What the renderings say about the run besides the results.
-struct ReportContext {
-  std::string server;
-  std::string model;
-  std::optional<int64_t> version;
-  std::vector<KeepRateShare> keep_rates;
-};
-
-// Aligned columns, one row per point, plus rows per keep rate when there is a
-// mix and the errors by code.
-std::string FormatPerfTable(const ReportContext& context, const PerfReport& report);
-// One JSON object: {"server", "model", "mode", "streaming", "results": [...]}.
-std::string PerfJson(const ReportContext& context, const PerfReport& report);
-// A header row and one row per point.
-std::string PerfCsv(const ReportContext& context, const PerfReport& report);
-
-// One line saying how a point went, for progress output.
-std::string DescribePoint(const PerfPoint& point);
 
 }  // namespace clca::perf

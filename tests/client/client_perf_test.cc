@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "client/perf.h"
+#include "client/perf_report.h"
+#include "client/perf_stats.h"
 
 namespace clca::perf {
 namespace {

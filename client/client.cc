@@ -9,7 +9,6 @@
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
@@ -43,14 +42,21 @@ std::string ChannelTarget(const std::string& servers) {
   return target;
 }
 
-std::unique_ptr<Client> Client::Create(const std::string& target, const ClientOptions& options) {
+std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& target,
+                                                   const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetLoadBalancingPolicyName("round_robin");
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   args.SetMaxSendMessageSize(-1);
-  return std::make_unique<Client>(
-      grpc::CreateCustomChannel(ChannelTarget(target), grpc::InsecureChannelCredentials(), args),
-      options);
+  if (options.security.UsesTls() && !options.security.target_name_override.empty()) {
+    args.SetSslTargetNameOverride(options.security.target_name_override);
+  }
+  return grpc::CreateCustomChannel(ChannelTarget(target),
+                                   MakeChannelCredentials(options.security), args);
+}
+
+std::unique_ptr<Client> Client::Create(const std::string& target, const ClientOptions& options) {
+  return std::make_unique<Client>(CreateClientChannel(target, options), options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
@@ -63,6 +69,7 @@ void Client::PrepareContext(grpc::ClientContext* context) const {
   if (options_.timeout.count() > 0) {
     context->set_deadline(std::chrono::system_clock::now() + options_.timeout);
   }
+  AddBearerToken(options_.security.bearer_token, context);
 }
 
 absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) const {

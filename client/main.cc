@@ -1,6 +1,7 @@
 // clca-client: classify images, list models, check health and measure the
 // throughput and latency of a clca-server.
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -152,7 +153,9 @@ int FlagError(const std::string& flag, const absl::Status& status) {
 
 // Exit code 0: every request succeeded; 1: bad flags, unreadable image, no
 // server; 2: the sweep ran and some requests failed (counted in the results).
-int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms) {
+int RunPerfCommand(const PerfFlags& f, const std::string& server,
+                   const clca::ClientOptions& client_options) {
+  const int timeout_ms = static_cast<int>(client_options.timeout.count());
   namespace perf = clca::perf;
   perf::PerfOptions options;
   if (!f.keep_rates.empty()) {
@@ -203,8 +206,7 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms
   if (options.images.empty() && !f.raw_input) {
     return Fail(absl::InvalidArgumentError("give --image FILE or --raw-input"));
   }
-  clca::ClientOptions client_options;
-  client_options.timeout = std::chrono::milliseconds(timeout_ms);
+  options.bearer_token = client_options.security.bearer_token;
   std::unique_ptr<clca::Client> client = clca::Client::Create(server, client_options);
   absl::StatusOr<std::string> model = ResolveModel(*client, f.model);
   if (!model.ok()) return Fail(model.status());
@@ -252,6 +254,21 @@ int main(int argc, char** argv) {
   app.add_option("--server", server, "host:port of the clca-server; several comma-separated addresses or dns:///name:port spread calls over every server (round_robin)")->capture_default_str();
   app.add_option("--timeout", timeout_ms, "Deadline of each call in milliseconds (0: none)")
       ->check(CLI::NonNegativeNumber);
+  clca::ClientSecurityFiles security;
+  app.add_flag("--tls", security.tls,
+               "Use TLS, verifying the server against the default root certificates");
+  app.add_option("--tls-ca", security.tls_ca,
+                 "PEM root certificates to verify the server with; implies TLS");
+  app.add_option("--tls-cert", security.tls_cert,
+                 "PEM client certificate for mutual TLS (with --tls-key)");
+  app.add_option("--tls-key", security.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", security.tls_server_name,
+                 "Name to check the server's certificate against instead of the host of "
+                 "--server, e.g. when connecting to an IP address");
+  app.add_option("--token-file", security.token_file,
+                 std::string("File whose first non-empty line is a bearer token, sent as "
+                             "'authorization: Bearer <token>' with every call (default: $") +
+                     clca::kTokenEnvironmentVariable + ")");
 
   CLI::App* classify = app.add_subcommand("classify", "Classify image files");
   std::vector<std::string> files;
@@ -278,10 +295,17 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (app.got_subcommand("perf")) return RunPerfCommand(perf_flags, server, timeout_ms);
-
   clca::ClientOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);
+  if (const char* token = std::getenv(clca::kTokenEnvironmentVariable)) {
+    security.token_from_environment = token;
+  }
+  absl::StatusOr<clca::ClientSecurity> loaded = clca::LoadClientSecurity(security);
+  if (!loaded.ok()) return Fail(loaded.status());
+  options.security = *std::move(loaded);
+
+  if (app.got_subcommand("perf")) return RunPerfCommand(perf_flags, server, options);
+
   std::unique_ptr<clca::Client> client = clca::Client::Create(server, options);
 
   if (app.got_subcommand("models")) {

@@ -102,6 +102,9 @@ struct PerfOptions {
 
   // Deadline of each request; zero means none.
   std::chrono::milliseconds deadline{0};
+  // Sent as "authorization: Bearer <token>" with every call; empty: none.
+  // TLS, if any, is the channel's.
+  std::string bearer_token;
   // How long to wait for the channel to connect before the sweep.
   std::chrono::milliseconds connect_timeout{10000};
   // Seeds the keep-rate draws and the Poisson intervals.

@@ -17,6 +17,7 @@
 #include "clca/v1/classifier.grpc.pb.h"
 #include "client/perf.h"
 #include "client/perf_stats.h"
+#include "client/security.h"
 
 namespace clca::perf {
 namespace {
@@ -55,6 +56,7 @@ class PointState {
     if (options_.deadline.count() > 0) {
       context.set_deadline(std::chrono::system_clock::now() + options_.deadline);
     }
+    AddBearerToken(options_.bearer_token, &context);
     v1::ClassifyResponse response;
     const grpc::Status status =
         stub_->Classify(&context, requests_[image % requests_.size()][keep_rate], &response);
@@ -202,6 +204,7 @@ PerfPoint MeasurePoint(v1::Classifier::Stub* stub, const PerfOptions& options,
         while (!state.stopped()) {
           if (!stream) {
             context = std::make_unique<grpc::ClientContext>();
+            AddBearerToken(options.bearer_token, context.get());
             stream = state.stub()->ClassifyStream(context.get());
           }
           const Clock::time_point sent = Clock::now();

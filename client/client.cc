@@ -63,6 +63,7 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
     : channel_(std::move(channel)),
       options_(options),
       stub_(v1::Classifier::NewStub(channel_)),
+      control_stub_(v1::ModelControl::NewStub(channel_)),
       health_stub_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void Client::PrepareContext(grpc::ClientContext* context) const {
@@ -140,6 +141,34 @@ absl::StatusOr<v1::ModelInfo> Client::GetModel(const std::string& model,
   grpc::Status status = stub_->GetModel(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::ControlModel(
+    ControlMethod method, const std::string& model, std::optional<int64_t> version) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::ModelControlRequest request;
+  request.set_model(model);
+  if (version) request.set_version(*version);
+  v1::ModelControlResponse response;
+  grpc::Status status = (control_stub_.get()->*method)(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::LoadModel(const std::string& model,
+                                                           std::optional<int64_t> version) const {
+  return ControlModel(&v1::ModelControl::Stub::Load, model, version);
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::UnloadModel(
+    const std::string& model, std::optional<int64_t> version) const {
+  return ControlModel(&v1::ModelControl::Stub::Unload, model, version);
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::ReloadModel(
+    const std::string& model, std::optional<int64_t> version) const {
+  return ControlModel(&v1::ModelControl::Stub::Reload, model, version);
 }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::CheckHealth(

@@ -1,4 +1,5 @@
-// A small C++ client of the clca.v1.Classifier service, over plaintext or
+// A small C++ client of the clca.v1.Classifier and ModelControl services and
+// of gRPC health checks, over plaintext or
 // TLS, with an optional bearer token. Depends on gRPC and protobuf only.
 #pragma once
 
@@ -86,6 +87,18 @@ class Client {
   absl::StatusOr<v1::ModelInfo> GetModel(const std::string& model,
                                          std::optional<int64_t> version = std::nullopt) const;
 
+  // clca.v1.ModelControl: Load, Unload or Reload `model`'s `version`, or,
+  // without a version, the versions the service acts on for the whole model
+  // (see classifier.proto). The response lists every version of the model
+  // with its state afterwards; a version that failed to load is FAILED in
+  // it, with the reason, not an error status.
+  absl::StatusOr<v1::ModelControlResponse> LoadModel(
+      const std::string& model, std::optional<int64_t> version = std::nullopt) const;
+  absl::StatusOr<v1::ModelControlResponse> UnloadModel(
+      const std::string& model, std::optional<int64_t> version = std::nullopt) const;
+  absl::StatusOr<v1::ModelControlResponse> ReloadModel(
+      const std::string& model, std::optional<int64_t> version = std::nullopt) const;
+
   // grpc.health.v1.Health/Check; `service` "" is the whole server.
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
       const std::string& service = "") const;
@@ -94,10 +107,17 @@ class Client {
 
  private:
   void PrepareContext(grpc::ClientContext* context) const;
+  // Calls `method` of the ModelControl stub.
+  using ControlMethod = grpc::Status (v1::ModelControl::Stub::*)(
+      grpc::ClientContext*, const v1::ModelControlRequest&, v1::ModelControlResponse*);
+  absl::StatusOr<v1::ModelControlResponse> ControlModel(ControlMethod method,
+                                                        const std::string& model,
+                                                        std::optional<int64_t> version) const;
 
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
   std::unique_ptr<v1::Classifier::Stub> stub_;
+  std::unique_ptr<v1::ModelControl::Stub> control_stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
 };
 

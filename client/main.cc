@@ -1,9 +1,10 @@
-// clca-client: classify images, list models, check health and measure the
-// throughput and latency of a clca-server.
+// clca-client: classify images, list models, load and unload them, check
+// health and measure the throughput and latency of a clca-server.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -242,6 +243,48 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server,
   return 0;
 }
 
+// The flags of `clca-client load`, `unload` and `reload`.
+struct ControlFlags {
+  CLI::App* command = nullptr;
+  std::string model;
+  int64_t version = 0;
+  bool json = false;
+  CLI::Option* version_opt = nullptr;
+};
+
+void AddControlCommand(CLI::App& app, const std::string& name, const std::string& description,
+                       ControlFlags* f) {
+  f->command = app.add_subcommand(name, description);
+  f->command->add_option("--model", f->model, "Model name")->required();
+  f->version_opt = f->command->add_option("--version", f->version,
+                                          "Model version (default: the whole model)");
+  f->command->add_flag("--json", f->json, "The response as one JSON object");
+}
+
+// Prints every version of the model after the call. Exit code 0: done;
+// 1: the call failed; 2: the call returned but the version it acted on (or,
+// without --version, any version) is FAILED.
+int RunControlCommand(const clca::Client& client, const std::string& name,
+                      const ControlFlags& f) {
+  std::optional<int64_t> version;
+  if (*f.version_opt) version = f.version;
+  const absl::StatusOr<clca::v1::ModelControlResponse> response =
+      name == "load"     ? client.LoadModel(f.model, version)
+      : name == "unload" ? client.UnloadModel(f.model, version)
+                         : client.ReloadModel(f.model, version);
+  if (!response.ok()) return Fail(response.status());
+  std::cout << (f.json ? clca::MessageJson(*response) + "\n"
+                       : clca::FormatModelControlResponse(*response))
+            << std::flush;
+  for (const clca::v1::ModelInfo& info : response->models()) {
+    if (info.state() == clca::v1::MODEL_STATE_FAILED &&
+        (!version || info.version() == *version)) {
+      return 2;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -285,13 +328,27 @@ int main(int argc, char** argv) {
   classify->add_option("--top-k", top_k, "Number of predictions (default 5)");
   classify->add_flag("--json", json, "One JSON object per file");
 
-  app.add_subcommand("models", "List the loaded models");
+  app.add_subcommand("models", "List the model versions and their states");
   CLI::App* health = app.add_subcommand("health", "Check the server's health");
   std::string service;
   health->add_option("--service", service, "Service name (default: the whole server)");
 
   PerfFlags perf_flags;
   AddPerfCommand(app, &perf_flags);
+
+  std::map<std::string, ControlFlags> control;
+  AddControlCommand(app, "load",
+                    "Load a model version (default: those its version policy selects) and wait "
+                    "until it is AVAILABLE or FAILED",
+                    &control["load"]);
+  AddControlCommand(app, "unload",
+                    "Stop serving a model version (default: every version) once its calls are "
+                    "answered",
+                    &control["unload"]);
+  AddControlCommand(app, "reload",
+                    "Read a model's directory again: load new and changed versions, unload "
+                    "removed ones",
+                    &control["reload"]);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -307,6 +364,9 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("perf")) return RunPerfCommand(perf_flags, server, options);
 
   std::unique_ptr<clca::Client> client = clca::Client::Create(server, options);
+  for (const auto& [name, flags] : control) {
+    if (flags.command->parsed()) return RunControlCommand(*client, name, flags);
+  }
 
   if (app.got_subcommand("models")) {
     absl::StatusOr<clca::v1::ListModelsResponse> list = client->ListModels();

@@ -50,6 +50,7 @@ struct PerfFlags {
   std::vector<std::string> images;
   bool raw_input = false;
   std::string keep_rates;
+  float min_keep_rate = 0;
   std::string concurrency;
   std::string concurrency_range;
   std::string request_rate;
@@ -71,6 +72,7 @@ struct PerfFlags {
   bool quiet = false;
   CLI::Option* version_opt = nullptr;
   CLI::Option* deadline_opt = nullptr;
+  CLI::Option* min_keep_rate_opt = nullptr;
 };
 
 void AddPerfCommand(CLI::App& app, PerfFlags* f) {
@@ -88,6 +90,10 @@ void AddPerfCommand(CLI::App& app, PerfFlags* f) {
                    "Keep-rate mix: rate:weight pairs (0.1:0.5,1.0:0.5), or rates with equal "
                    "weights (0.1,1.0); \"default\" is the model's own (default: only the "
                    "model's default)");
+  f->min_keep_rate_opt = perf->add_option(
+      "--min-keep-rate", f->min_keep_rate,
+      "Let the server choose each request's keep rate: the highest from this one up that "
+      "meets the deadline (ClassifyRequest.min_keep_rate); not with --keep-rates");
   auto* concurrency = perf->add_option("--concurrency", f->concurrency,
                                        "Concurrency levels, e.g. 1,2,4,8 (default 1)");
   auto* concurrency_range = perf->add_option(
@@ -164,6 +170,20 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server,
     if (!mix.ok()) return FlagError("--keep-rates", mix.status());
     options.keep_rates = *std::move(mix);
   }
+  if (*f.min_keep_rate_opt) {
+    if (!f.keep_rates.empty()) {
+      return FlagError("--min-keep-rate",
+                       absl::InvalidArgumentError(
+                           "the server chooses each request's keep rate from the minimum; give "
+                           "--min-keep-rate or --keep-rates, not both"));
+    }
+    if (!(f.min_keep_rate > 0 && f.min_keep_rate <= 1)) {
+      return FlagError("--min-keep-rate",
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "a keep rate must be in (0, 1], got ", f.min_keep_rate)));
+    }
+    options.min_keep_rate = f.min_keep_rate;
+  }
   if (!f.concurrency.empty()) {
     absl::StatusOr<std::vector<int>> levels = perf::ParseConcurrencyList(f.concurrency);
     if (!levels.ok()) return FlagError("--concurrency", levels.status());
@@ -225,7 +245,8 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server,
       });
   if (!report.ok()) return Fail(report.status());
 
-  const perf::ReportContext context{server, options.model, options.version, options.keep_rates};
+  const perf::ReportContext context{server, options.model, options.version, options.keep_rates,
+                                    options.min_keep_rate};
   const std::string text = format == "json"  ? perf::PerfJson(context, *report)
                            : format == "csv" ? perf::PerfCsv(context, *report)
                                              : perf::FormatPerfTable(context, *report);

@@ -73,6 +73,12 @@ struct PerfOptions {
   std::vector<RawPixels> raw_images;
   // Empty: every request uses the model's default keep rate.
   std::vector<KeepRateShare> keep_rates;
+  // Lets the server choose each request's keep rate: every request carries
+  // ClassifyRequest.min_keep_rate and no keep_rate, and the server picks the
+  // highest keep rate from this one up whose predicted completion meets the
+  // deadline (without a deadline, the model's maximum). In (0, 1]; not
+  // with `keep_rates`. Absent: not sent.
+  std::optional<float> min_keep_rate;
 
   // Exactly one of the two lists names the points of the sweep: the number
   // of requests kept in flight, or the requests per second sent on schedule.
@@ -100,7 +106,9 @@ struct PerfOptions {
   // Windows per point at most; the point is reported unstable if they run out.
   int max_windows = 10;
 
-  // Deadline of each request; zero means none.
+  // Deadline of each request; zero means none. Goodput counts the answers
+  // that come within it (in request-rate mode counted from the scheduled
+  // send time). Streaming calls are not sent with it, but it still counts.
   std::chrono::milliseconds deadline{0};
   // Sent as "authorization: Bearer <token>" with every call; empty: none.
   // TLS, if any, is the channel's.
@@ -140,6 +148,13 @@ struct PerfPoint {
   int64_t requests = 0;
   double duration_s = 0;
   double throughput_per_s = 0;
+  // Successful requests whose client-side latency was within the deadline,
+  // per second; equal to throughput_per_s without a deadline.
+  double goodput_per_s = 0;
+  // With a deadline, those requests over all requests of the windows,
+  // failed ones included (0 when there were none). Without one, 1: no
+  // request can miss it (failures show in `errors`).
+  double deadline_met_ratio = 1;
   // Client-side latency of successful requests; in request-rate mode counted
   // from the scheduled send time.
   LatencySummary latency;
@@ -170,6 +185,11 @@ struct PerfPoint {
   double delayed_ratio = 0;
   bool kept_up = true;
 
+  // Mean over successful responses of the keep rate they report: the one
+  // asked for, the model's default, or the server's choice with
+  // min_keep_rate. 0 when none succeeded.
+  double mean_keep_rate = 0;
+
   // One entry per keep rate of the mix (one unset entry without a mix).
   std::vector<KeepRateResult> keep_rates;
 };
@@ -178,6 +198,8 @@ struct PerfReport {
   bool request_rate_mode = false;
   // Sent over ClassifyStream (PerfOptions::streaming).
   bool streaming = false;
+  // PerfOptions::deadline in milliseconds; 0: none.
+  double deadline_ms = 0;
   std::vector<PerfPoint> results;
 };
 

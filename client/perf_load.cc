@@ -61,7 +61,7 @@ class PointState {
     const grpc::Status status =
         stub_->Classify(&context, requests_[image % requests_.size()][keep_rate], &response);
     Record(scheduled, static_cast<int>(status.error_code()), keep_rate, delayed,
-           status.ok() ? &response.cost() : nullptr);
+           status.ok() ? &response : nullptr);
   }
 
   // Streaming: sends one request on `stream` and records its response;
@@ -74,12 +74,13 @@ class PointState {
       return false;
     }
     const int code = response.status().code();
-    Record(scheduled, code, keep_rate, false, code == 0 ? &response.response().cost() : nullptr);
+    Record(scheduled, code, keep_rate, false, code == 0 ? &response.response() : nullptr);
     return true;
   }
 
+  // `response`: the answer of a successful request, null otherwise.
   void Record(Clock::time_point scheduled, int code, int keep_rate, bool delayed,
-              const v1::Cost* cost) {
+              const v1::ClassifyResponse* response) {
     Sample sample;
     sample.done = Clock::now();
     sample.latency_ms =
@@ -87,12 +88,14 @@ class PointState {
     sample.code = code;
     sample.keep_rate = keep_rate;
     sample.delayed = delayed;
-    if (cost) {
-      sample.batch_size = cost->batch_size();
-      sample.queue_us = cost->queue_us();
-      sample.preprocess_us = cost->preprocess_us();
-      sample.compute_us = cost->compute_us();
-      sample.total_us = cost->total_us();
+    if (response) {
+      const v1::Cost& cost = response->cost();
+      sample.batch_size = cost.batch_size();
+      sample.queue_us = cost.queue_us();
+      sample.preprocess_us = cost.preprocess_us();
+      sample.compute_us = cost.compute_us();
+      sample.total_us = cost.total_us();
+      sample.response_keep_rate = response->keep_rate();
     }
     std::lock_guard<std::mutex> lock(mutex_);
     samples_.push_back(sample);
@@ -267,7 +270,7 @@ PerfPoint MeasurePoint(v1::Classifier::Stub* stub, const PerfOptions& options,
   for (std::thread& thread : threads) thread.join();
 
   point.windows_reported = static_cast<int>(recent.size());
-  SummarizeWindows(recent, &point);
+  SummarizeWindows(recent, options.deadline, &point);
   return point;
 }
 
@@ -302,6 +305,7 @@ absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel
       request.set_model(options.model);
       if (options.version) request.set_version(*options.version);
       if (share.keep_rate) request.set_keep_rate(*share.keep_rate);
+      if (options.min_keep_rate) request.set_min_keep_rate(*options.min_keep_rate);
       request.set_top_k(options.top_k);
       if (options.images.empty()) {
         const RawPixels& raw = options.raw_images[i];
@@ -330,6 +334,7 @@ absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel
   PerfReport report;
   report.request_rate_mode = !options.request_rates.empty();
   report.streaming = options.streaming;
+  report.deadline_ms = static_cast<double>(options.deadline.count());
   std::vector<int> levels = options.concurrency;
   if (!report.request_rate_mode && levels.empty()) levels.push_back(1);
   const size_t points = report.request_rate_mode ? options.request_rates.size() : levels.size();

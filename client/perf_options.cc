@@ -208,6 +208,17 @@ absl::Status ValidatePerfOptions(const PerfOptions& options) {
       return invalid("keep-rate weights must be positive");
     }
   }
+  if (options.min_keep_rate) {
+    if (!(*options.min_keep_rate > 0 && *options.min_keep_rate <= 1)) {
+      return invalid("the minimum keep rate must be in (0, 1], got ", *options.min_keep_rate);
+    }
+    if (!options.keep_rates.empty()) {
+      return invalid(
+          "a minimum keep rate lets the server choose each request's keep rate: give it or a "
+          "keep-rate mix, not both");
+    }
+  }
+  if (options.deadline.count() < 0) return invalid("the deadline must not be negative");
   if (options.window.count() <= 0) return invalid("the window must be positive");
   if (options.warmup.count() < 0) return invalid("the warm-up must not be negative");
   if (options.max_windows < 1) return invalid("max_windows must be at least 1");

@@ -104,56 +104,67 @@ std::string DescribePoint(const PerfPoint& point) {
 }
 
 std::string FormatPerfTable(const ReportContext& context, const PerfReport& report) {
-  std::string out = absl::StrCat("Server ", context.server, ", model ", context.model);
-  if (context.version) absl::StrAppend(&out, " v", *context.version);
-  absl::StrAppend(&out, ", keep rates ", MixText(context.keep_rates),
-                  report.streaming ? ", over ClassifyStream" : "", "\n");
-  absl::StrAppend(&out,
-                  "Latency: client-side, ms. Queue, Compute: server-reported means per "
-                  "request, ms. Added p50: median of latency minus compute, ms.\n\n");
   const bool rate_mode = report.request_rate_mode;
   const bool per_keep_rate = context.keep_rates.size() > 1;
+  const bool deadline = report.deadline_ms > 0;
+  std::string out = absl::StrCat("Server ", context.server, ", model ", context.model);
+  if (context.version) absl::StrAppend(&out, " v", *context.version);
+  if (context.min_keep_rate) {
+    absl::StrAppendFormat(&out, ", keep rates chosen by the server from %g up",
+                          *context.min_keep_rate);
+  } else {
+    absl::StrAppend(&out, ", keep rates ", MixText(context.keep_rates));
+  }
+  if (deadline) absl::StrAppendFormat(&out, ", deadline %g ms", report.deadline_ms);
+  absl::StrAppend(&out, report.streaming ? ", over ClassifyStream" : "", "\n");
+  absl::StrAppend(&out,
+                  "Latency: client-side, ms. Queue, Compute: server-reported means per "
+                  "request, ms. Added p50: median of latency minus compute, ms. Keep: mean "
+                  "keep rate of the answers.\n");
+  if (deadline) {
+    absl::StrAppend(&out,
+                    "Goodput: answers within the deadline per second. In time: their share of "
+                    "all requests, failed ones included.\n");
+  }
+  absl::StrAppend(&out, "\n");
+
+  // Each row as the header's columns; those of a deadline only with one.
+  struct Row {
+    std::string load, requests, infer, goodput, in_time, avg, p50, p90, p95, p99, queue,
+        compute, added, keep, errors, stable, late;
+  };
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> header = {rate_mode ? "Rate" : "Concurrency",
-                                     "Requests", "Infer/s", "Avg", "p50", "p90", "p95", "p99",
-                                     "Queue", "Compute", "Added p50", "Errors", "Stable"};
-  if (rate_mode) header.push_back("Sent late");
-  rows.push_back(header);
+  auto add = [&](const Row& r) {
+    std::vector<std::string> row = {r.load, r.requests, r.infer};
+    if (deadline) row.insert(row.end(), {r.goodput, r.in_time});
+    row.insert(row.end(), {r.avg, r.p50, r.p90, r.p95, r.p99, r.queue, r.compute, r.added,
+                           r.keep, r.errors, r.stable});
+    if (rate_mode) row.push_back(r.late);
+    rows.push_back(std::move(row));
+  };
+  auto f2 = [](double value) { return absl::StrFormat("%.2f", value); };
+  add({rate_mode ? "Rate" : "Concurrency", "Requests", "Infer/s", "Goodput/s", "In time", "Avg",
+       "p50", "p90", "p95", "p99", "Queue", "Compute", "Added p50", "Keep", "Errors", "Stable",
+       "Sent late"});
   for (const PerfPoint& p : report.results) {
-    std::vector<std::string> row = {
-        LoadLabel(report, p),
-        absl::StrCat(p.requests),
-        absl::StrFormat("%.2f", p.throughput_per_s),
-        absl::StrFormat("%.2f", p.latency.avg_ms),
-        absl::StrFormat("%.2f", p.latency.p50_ms),
-        absl::StrFormat("%.2f", p.latency.p90_ms),
-        absl::StrFormat("%.2f", p.latency.p95_ms),
-        absl::StrFormat("%.2f", p.latency.p99_ms),
-        absl::StrFormat("%.2f", p.server_queue_ms),
-        absl::StrFormat("%.2f", p.server_compute_ms),
-        absl::StrFormat("%.2f", p.added_p50_ms),
-        absl::StrCat(p.error_count),
-        absl::StrCat(p.stable ? "yes" : "no", " (", p.windows, ")")};
-    if (rate_mode) row.push_back(absl::StrFormat("%.1f%%", 100 * p.delayed_ratio));
-    rows.push_back(row);
+    add({LoadLabel(report, p), absl::StrCat(p.requests), f2(p.throughput_per_s),
+         f2(p.goodput_per_s), absl::StrFormat("%.1f%%", 100 * p.deadline_met_ratio),
+         f2(p.latency.avg_ms), f2(p.latency.p50_ms), f2(p.latency.p90_ms), f2(p.latency.p95_ms),
+         f2(p.latency.p99_ms), f2(p.server_queue_ms), f2(p.server_compute_ms),
+         f2(p.added_p50_ms), f2(p.mean_keep_rate), absl::StrCat(p.error_count),
+         absl::StrCat(p.stable ? "yes" : "no", " (", p.windows, ")"),
+         absl::StrFormat("%.1f%%", 100 * p.delayed_ratio)});
     if (!per_keep_rate) continue;
     for (const KeepRateResult& k : p.keep_rates) {
-      std::vector<std::string> sub = {
-          absl::StrCat("keep ", KeepRateLabel(k.keep_rate)),
-          absl::StrCat(k.requests),
-          absl::StrFormat("%.2f", p.duration_s > 0 ? k.requests / p.duration_s : 0.0),
-          "",
-          absl::StrFormat("%.2f", k.p50_ms),
-          "",
-          "",
-          absl::StrFormat("%.2f", k.p99_ms),
-          "",
-          absl::StrFormat("%.2f", k.server_compute_ms),
-          "",
-          absl::StrCat(k.errors),
-          ""};
-      if (rate_mode) sub.push_back("");
-      rows.push_back(sub);
+      Row sub;
+      sub.load = absl::StrCat("keep ", KeepRateLabel(k.keep_rate));
+      sub.requests = absl::StrCat(k.requests);
+      sub.infer = f2(p.duration_s > 0 ? k.requests / p.duration_s : 0.0);
+      sub.p50 = f2(k.p50_ms);
+      sub.p99 = f2(k.p99_ms);
+      sub.compute = f2(k.server_compute_ms);
+      sub.errors = absl::StrCat(k.errors);
+      add(sub);
     }
   }
   absl::StrAppend(&out, AlignRows(rows));
@@ -181,11 +192,13 @@ std::string PerfJson(const ReportContext& context, const PerfReport& report) {
   if (context.version) out["version"] = *context.version;
   out["mode"] = rate_mode ? "request_rate" : "concurrency";
   out["streaming"] = report.streaming;
+  if (report.deadline_ms > 0) out["deadline_ms"] = ShortNumber(report.deadline_ms);
   Json& mix = out["keep_rates"] = Json::array();
   for (const KeepRateShare& share : context.keep_rates) {
     mix.push_back({{"keep_rate", KeepRateJson(share.keep_rate)},
                    {"weight", ShortNumber(share.weight)}});
   }
+  if (context.min_keep_rate) out["min_keep_rate"] = ShortNumber(*context.min_keep_rate);
   Json& results = out["results"] = Json::array();
   for (const PerfPoint& p : report.results) {
     Json point = Json::object();
@@ -197,6 +210,8 @@ std::string PerfJson(const ReportContext& context, const PerfReport& report) {
     point["requests"] = p.requests;
     point["duration_s"] = Rounded(p.duration_s, 3);
     point["throughput_per_s"] = Rounded(p.throughput_per_s, 3);
+    point["goodput_per_s"] = Rounded(p.goodput_per_s, 3);
+    point["deadline_met_ratio"] = Rounded(p.deadline_met_ratio, 4);
     point["latency_ms"] = {{"avg", Rounded(p.latency.avg_ms, 3)},
                            {"p50", Rounded(p.latency.p50_ms, 3)},
                            {"p90", Rounded(p.latency.p90_ms, 3)},
@@ -219,6 +234,7 @@ std::string PerfJson(const ReportContext& context, const PerfReport& report) {
       point["delayed_ratio"] = Rounded(p.delayed_ratio, 4);
       point["kept_up"] = p.kept_up;
     }
+    point["mean_keep_rate"] = Rounded(p.mean_keep_rate, 4);
     Json& keep_rates = point["keep_rates"] = Json::array();
     for (const KeepRateResult& r : p.keep_rates) {
       keep_rates.push_back({{"keep_rate", KeepRateJson(r.keep_rate)},
@@ -253,6 +269,10 @@ std::string PerfCsv(const ReportContext& context, const PerfReport& report) {
         header.push_back(absl::StrCat(column, "@", label));
       }
     }
+  }
+  // Added last, so that the earlier columns keep their positions.
+  for (const char* column : {"goodput_per_s", "deadline_met_ratio", "mean_keep_rate"}) {
+    header.push_back(column);
   }
   std::string out = absl::StrCat(absl::StrJoin(header, ","), "\n");
   for (const PerfPoint& p : report.results) {
@@ -289,6 +309,9 @@ std::string PerfCsv(const ReportContext& context, const PerfReport& report) {
         row.push_back(Ms(k.p99_ms));
       }
     }
+    row.push_back(absl::StrFormat("%.3f", p.goodput_per_s));
+    row.push_back(absl::StrFormat("%.4f", p.deadline_met_ratio));
+    row.push_back(absl::StrFormat("%.4f", p.mean_keep_rate));
     absl::StrAppend(&out, absl::StrJoin(row, ","), "\n");
   }
   return out;

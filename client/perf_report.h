@@ -17,16 +17,18 @@ struct ReportContext {
   std::string model;
   std::optional<int64_t> version;
   std::vector<KeepRateShare> keep_rates;
+  // PerfOptions::min_keep_rate: the server chose the keep rates.
+  std::optional<float> min_keep_rate;
 };
 
 // Aligned columns, one row per point, plus rows per keep rate when there is a
 // mix and the errors by code.
 std::string FormatPerfTable(const ReportContext& context, const PerfReport& report);
 // One JSON object on one line: {"server", "model", "version"?, "mode",
-// "streaming", "keep_rates", "results": [...]}; docs/DEPLOY.md lists the
-// fields of each result.
+// "streaming", "deadline_ms"?, "keep_rates", "min_keep_rate"?,
+// "results": [...]}; docs/DEPLOY.md lists the fields of each result.
 std::string PerfJson(const ReportContext& context, const PerfReport& report);
-// A header row and one row per point.
+// A header row and one row per point; columns added over time go last.
 std::string PerfCsv(const ReportContext& context, const PerfReport& report);
 
 // One line saying how a point went, for progress output.

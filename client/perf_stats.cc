@@ -61,7 +61,8 @@ bool WindowsStable(const std::deque<Window>& windows, double stability) {
   return within(t_lo, t_hi) && within(l_lo, l_hi);
 }
 
-void SummarizeWindows(const std::deque<Window>& windows, PerfPoint* point) {
+void SummarizeWindows(const std::deque<Window>& windows, std::chrono::milliseconds deadline,
+                      PerfPoint* point) {
   std::vector<const Sample*> all;
   double duration_s = 0;
   for (const Window& w : windows) {
@@ -84,7 +85,9 @@ void SummarizeWindows(const std::deque<Window>& windows, PerfPoint* point) {
   }
 
   const size_t mix_size = point->keep_rates.size();
-  double queue = 0, preprocess = 0, compute = 0, total = 0, batch = 0;
+  const double deadline_ms = static_cast<double>(deadline.count());
+  int64_t within_deadline = 0;
+  double queue = 0, preprocess = 0, compute = 0, total = 0, batch = 0, keep_rate = 0;
   std::vector<double> added;
   int64_t delayed = 0;
   std::vector<std::vector<const Sample*>> by_keep_rate(mix_size);
@@ -103,6 +106,8 @@ void SummarizeWindows(const std::deque<Window>& windows, PerfPoint* point) {
     compute += s->compute_us;
     total += s->total_us;
     batch += s->batch_size;
+    keep_rate += s->response_keep_rate;
+    if (deadline_ms <= 0 || s->latency_ms <= deadline_ms) ++within_deadline;
     added.push_back(s->latency_ms - s->compute_us / 1e3);
   }
   std::sort(added.begin(), added.end());
@@ -114,6 +119,14 @@ void SummarizeWindows(const std::deque<Window>& windows, PerfPoint* point) {
     point->server_compute_ms = compute / n / 1e3;
     point->server_total_ms = total / n / 1e3;
     point->mean_batch_size = batch / n;
+    point->mean_keep_rate = keep_rate / n;
+  }
+  point->goodput_per_s = duration_s > 0 ? within_deadline / duration_s : 0;
+  if (deadline_ms <= 0) {
+    point->deadline_met_ratio = 1;
+  } else {
+    point->deadline_met_ratio =
+        all.empty() ? 0 : static_cast<double>(within_deadline) / all.size();
   }
   point->delayed_ratio = all.empty() ? 0 : static_cast<double>(delayed) / all.size();
   point->kept_up = point->delayed_ratio <= kMaxDelayedRatio;

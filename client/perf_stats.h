@@ -39,6 +39,8 @@ struct Sample {
   int64_t preprocess_us = 0;
   int64_t compute_us = 0;
   int64_t total_us = 0;
+  // The keep rate the response reports; zero for a failed request.
+  float response_keep_rate = 0;
 };
 
 // One measurement window of a point.
@@ -60,10 +62,12 @@ Window MakeWindow(double duration_s, std::vector<Sample> samples);
 bool WindowsStable(const std::deque<Window>& windows, double stability);
 
 // Pools the samples of `windows` into the figures of `point`: counts,
-// throughput, latency, errors, the server's means, the delayed ratio, and
-// one entry per keep rate. `point->keep_rates` must hold one entry per
-// keep rate of the mix already (their keep_rate set); samples whose index
-// falls outside it count in the totals only.
-void SummarizeWindows(const std::deque<Window>& windows, PerfPoint* point);
+// throughput, goodput and the share of requests answered within `deadline`
+// (zero: none), latency, errors, the server's means, the mean keep rate,
+// the delayed ratio, and one entry per keep rate. `point->keep_rates` must
+// hold one entry per keep rate of the mix already (their keep_rate set);
+// samples whose index falls outside it count in the totals only.
+void SummarizeWindows(const std::deque<Window>& windows, std::chrono::milliseconds deadline,
+                      PerfPoint* point);
 
 }  // namespace clca::perf

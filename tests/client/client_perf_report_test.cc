@@ -59,6 +59,9 @@ PerfReport SampleReport(bool rate_mode) {
     p.server_compute_ms = 6.5;
     p.added_p50_ms = 1.25;
     p.keep_rates = {{0.25f, 60 * i, 0, 8, 15, 5}, {1.0f, 40 * i, 0, 11, 22, 8}};
+    p.goodput_per_s = 45.0 * i;
+    p.deadline_met_ratio = 0.9;
+    p.mean_keep_rate = 0.4;
     if (i == 2) {
       p.errors = {{"RESOURCE_EXHAUSTED", 3}, {"DEADLINE_EXCEEDED", 1}};
       p.error_count = 4;
@@ -71,7 +74,7 @@ PerfReport SampleReport(bool rate_mode) {
 }
 
 ReportContext SampleContext() {
-  return {"127.0.0.1:50051", "leaf\"net", std::nullopt, {{0.25f, 3}, {1.0f, 1}}};
+  return {"127.0.0.1:50051", "leaf\"net", std::nullopt, {{0.25f, 3}, {1.0f, 1}}, std::nullopt};
 }
 
 TEST(PerfRenderTest, JsonHasOneResultPerPoint) {
@@ -148,6 +151,8 @@ TEST(PerfRenderTest, JsonFieldsAreTheDocumentedOnesInOrder) {
                                        "requests",
                                        "duration_s",
                                        "throughput_per_s",
+                                       "goodput_per_s",
+                                       "deadline_met_ratio",
                                        "latency_ms",
                                        "error_count",
                                        "errors",
@@ -164,6 +169,7 @@ TEST(PerfRenderTest, JsonFieldsAreTheDocumentedOnesInOrder) {
       fields.push_back("delayed_ratio");
       fields.push_back("kept_up");
     }
+    fields.push_back("mean_keep_rate");
     fields.push_back("keep_rates");
     for (const auto& result : json["results"]) {
       EXPECT_THAT(Keys(result), ElementsAreArray(fields));
@@ -227,15 +233,18 @@ TEST(PerfRenderTest, CsvHeaderNamesEveryColumn) {
   EXPECT_EQ(Lines(PerfCsv(single, SampleReport(false)))[0],
             "concurrency,requests,duration_s,throughput_per_s,avg_ms,p50_ms,p90_ms,p95_ms,"
             "p99_ms,max_ms,server_queue_ms,server_preprocess_ms,server_compute_ms,"
-            "server_total_ms,mean_batch_size,added_p50_ms,error_count,errors,stable,windows");
+            "server_total_ms,mean_batch_size,added_p50_ms,error_count,errors,stable,windows,"
+            "goodput_per_s,deadline_met_ratio,mean_keep_rate");
   const std::vector<std::string> rate = Lines(PerfCsv(SampleContext(), SampleReport(true)));
   EXPECT_EQ(rate[0],
             "request_rate,requests,duration_s,throughput_per_s,avg_ms,p50_ms,p90_ms,p95_ms,"
             "p99_ms,max_ms,server_queue_ms,server_preprocess_ms,server_compute_ms,"
             "server_total_ms,mean_batch_size,added_p50_ms,error_count,errors,stable,windows,"
             "delayed_ratio,kept_up,requests@0.25,errors@0.25,p50_ms@0.25,p99_ms@0.25,"
-            "requests@1,errors@1,p50_ms@1,p99_ms@1");
-  EXPECT_THAT(rate[2], HasSubstr(",false,5,0.5000,false,120,0,8.000,15.000,80,0,11.000,22.000"));
+            "requests@1,errors@1,p50_ms@1,p99_ms@1,goodput_per_s,deadline_met_ratio,"
+            "mean_keep_rate");
+  EXPECT_THAT(rate[2], ::testing::EndsWith(",false,5,0.5000,false,120,0,8.000,15.000,80,0,11.000,"
+                                           "22.000,90.000,0.9000,0.4000"));
 }
 
 TEST(DescribePointTest, OneLinePerPoint) {
@@ -247,6 +256,50 @@ TEST(DescribePointTest, OneLinePerPoint) {
             "request rate 50/s: 200 requests, 100.00/s, p50 9.00 ms, p99 20.00 ms, 4 errors, not "
             "stable after 5 windows; the client sent 50% of requests late");
   EXPECT_THAT(DescribePoint(SampleReport(false).results[0]), HasSubstr("concurrency 1: 100 "));
+}
+
+TEST(PerfRenderTest, DeadlineAndServerChosenKeepRates) {
+  PerfReport report = SampleReport(false);
+  report.deadline_ms = 50;
+  ReportContext context = SampleContext();
+  context.keep_rates.clear();
+  context.min_keep_rate = 0.3f;
+  const std::string text = PerfJson(context, report);
+  const nlohmann::json json = nlohmann::json::parse(text);
+  EXPECT_EQ(json["deadline_ms"], 50);
+  EXPECT_THAT(text, HasSubstr("\"min_keep_rate\":0.3,"));
+  const nlohmann::json& point = json["results"][1];
+  EXPECT_DOUBLE_EQ(point["goodput_per_s"].get<double>(), 90);
+  EXPECT_DOUBLE_EQ(point["deadline_met_ratio"].get<double>(), 0.9);
+  EXPECT_DOUBLE_EQ(point["mean_keep_rate"].get<double>(), 0.4);
+  // Neither is written when unset.
+  const nlohmann::json plain = nlohmann::json::parse(PerfJson(SampleContext(), SampleReport(false)));
+  EXPECT_FALSE(plain.contains("deadline_ms"));
+  EXPECT_FALSE(plain.contains("min_keep_rate"));
+
+  const std::string table = FormatPerfTable(context, report);
+  EXPECT_THAT(table, HasSubstr("keep rates chosen by the server from 0.3 up, deadline 50 ms\n"));
+  EXPECT_THAT(table, HasSubstr("Goodput: answers within the deadline per second."));
+  EXPECT_THAT(table, HasSubstr("Concurrency  Requests  Infer/s  Goodput/s  In time"));
+  EXPECT_THAT(table, HasSubstr("  100.00      90.00    90.0%"));
+  EXPECT_THAT(table, HasSubstr("Added p50  Keep  Errors"));
+  EXPECT_THAT(table, HasSubstr("1.25  0.40"));
+}
+
+TEST(PerfRenderTest, TableLeavesOutDeadlineColumnsWithoutADeadline) {
+  const std::string table = FormatPerfTable(SampleContext(), SampleReport(false));
+  EXPECT_THAT(table, HasSubstr("Concurrency  Requests  Infer/s    Avg"));
+  EXPECT_THAT(table, ::testing::Not(HasSubstr("Goodput")));
+  EXPECT_THAT(table, HasSubstr("  Keep  Errors"));
+  // Every row of the aligned block has the header's width or less.
+  const std::vector<std::string> lines = Lines(table);
+  size_t header = 0;
+  while (header < lines.size() && lines[header].rfind("Concurrency", 0) != 0) ++header;
+  ASSERT_LT(header, lines.size());
+  for (size_t i = header + 1; i < lines.size() && !lines[i].empty(); ++i) {
+    if (lines[i].rfind("errors at", 0) == 0) break;
+    EXPECT_LE(lines[i].size(), lines[header].size()) << lines[i];
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // The figures of `clca-client perf` from made-up samples: percentiles,
-// windows, their stability, and the pooling of windows into a point.
+// windows, their stability, and the pooling of windows into a point,
+// goodput against a deadline and the mean keep rate included.
+#include <chrono>
 #include <deque>
 #include <string>
 #include <vector>
@@ -16,6 +18,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
+constexpr std::chrono::milliseconds kNoDeadline{0};
 constexpr int kOk = 0;
 constexpr int kDeadlineExceeded = 4;
 constexpr int kResourceExhausted = 8;
@@ -138,7 +141,7 @@ TEST(SummarizeWindowsTest, PoolsLatencyThroughputAndErrorsOverWindows) {
   const std::deque<Window> windows = {MakeWindow(2.0, first), MakeWindow(3.0, second)};
 
   PerfPoint point = PointWithMix({std::nullopt});
-  SummarizeWindows(windows, &point);
+  SummarizeWindows(windows, kNoDeadline, &point);
   EXPECT_EQ(point.requests, 100);
   EXPECT_DOUBLE_EQ(point.duration_s, 5);
   EXPECT_DOUBLE_EQ(point.throughput_per_s, 20);
@@ -161,7 +164,7 @@ TEST(SummarizeWindowsTest, ServerFiguresAreMeansOverSuccessfulRequests) {
       1.0, {Costed(10, 0, 1, 1000, 2000, 4000, 8000), Costed(20, 0, 3, 3000, 0, 8000, 12000),
             Failed(kResourceExhausted, 1)})};
   PerfPoint point = PointWithMix({std::nullopt});
-  SummarizeWindows(windows, &point);
+  SummarizeWindows(windows, kNoDeadline, &point);
   EXPECT_DOUBLE_EQ(point.server_queue_ms, 2);
   EXPECT_DOUBLE_EQ(point.server_preprocess_ms, 1);
   EXPECT_DOUBLE_EQ(point.server_compute_ms, 6);
@@ -179,7 +182,7 @@ TEST(SummarizeWindowsTest, SplitsFiguresByKeepRate) {
   samples.push_back(Failed(kResourceExhausted, 1, 1));
   samples.push_back(Failed(kResourceExhausted, 1, 1));
   PerfPoint point = PointWithMix({0.25f, 1.0f});
-  SummarizeWindows({MakeWindow(1.0, samples)}, &point);
+  SummarizeWindows({MakeWindow(1.0, samples)}, kNoDeadline, &point);
 
   ASSERT_EQ(point.keep_rates.size(), 2u);
   const KeepRateResult& low = point.keep_rates[0];
@@ -202,7 +205,7 @@ TEST(SummarizeWindowsTest, SplitsFiguresByKeepRate) {
 
 TEST(SummarizeWindowsTest, SamplesOutsideTheMixCountInTheTotalsOnly) {
   PerfPoint point = PointWithMix({std::nullopt});
-  SummarizeWindows({MakeWindow(1.0, {Ok(1, 0), Ok(2, 5), Ok(3, -1)})}, &point);
+  SummarizeWindows({MakeWindow(1.0, {Ok(1, 0), Ok(2, 5), Ok(3, -1)})}, kNoDeadline, &point);
   EXPECT_EQ(point.requests, 3);
   EXPECT_EQ(point.keep_rates[0].requests, 1);
 }
@@ -211,20 +214,20 @@ TEST(SummarizeWindowsTest, DelayedRatioDecidesWhetherTheClientKeptUp) {
   std::vector<Sample> samples(10, Ok(1));
   samples[0].delayed = true;  // 10%: still kept up
   PerfPoint point = PointWithMix({std::nullopt});
-  SummarizeWindows({MakeWindow(1.0, samples)}, &point);
+  SummarizeWindows({MakeWindow(1.0, samples)}, kNoDeadline, &point);
   EXPECT_DOUBLE_EQ(point.delayed_ratio, 0.1);
   EXPECT_TRUE(point.kept_up);
 
   samples[1].delayed = true;  // 20%
   point = PointWithMix({std::nullopt});
-  SummarizeWindows({MakeWindow(1.0, samples)}, &point);
+  SummarizeWindows({MakeWindow(1.0, samples)}, kNoDeadline, &point);
   EXPECT_DOUBLE_EQ(point.delayed_ratio, 0.2);
   EXPECT_FALSE(point.kept_up);
 }
 
 TEST(SummarizeWindowsTest, NoSamplesGiveZeros) {
   PerfPoint point = PointWithMix({std::nullopt});
-  SummarizeWindows({MakeWindow(1.0, {}), MakeWindow(1.0, {})}, &point);
+  SummarizeWindows({MakeWindow(1.0, {}), MakeWindow(1.0, {})}, kNoDeadline, &point);
   EXPECT_EQ(point.requests, 0);
   EXPECT_DOUBLE_EQ(point.duration_s, 2);
   EXPECT_EQ(point.throughput_per_s, 0);
@@ -233,6 +236,60 @@ TEST(SummarizeWindowsTest, NoSamplesGiveZeros) {
   EXPECT_EQ(point.delayed_ratio, 0);
   EXPECT_TRUE(point.kept_up);
   EXPECT_TRUE(point.errors.empty());
+}
+
+// Successful answers with the keep rate the server reports.
+Sample Answered(double latency_ms, float keep_rate) {
+  Sample s = Ok(latency_ms);
+  s.response_keep_rate = keep_rate;
+  return s;
+}
+
+TEST(SummarizeWindowsTest, GoodputCountsAnswersWithinTheDeadline) {
+  // 4 answers, one exactly at the deadline, and a failure, over 2 s.
+  const std::deque<Window> windows = {
+      MakeWindow(1.0, {Ok(10), Ok(25), Failed(kDeadlineExceeded, 25)}),
+      MakeWindow(1.0, {Ok(30), Ok(40)})};
+  PerfPoint point = PointWithMix({std::nullopt});
+  SummarizeWindows(windows, std::chrono::milliseconds(25), &point);
+  EXPECT_DOUBLE_EQ(point.throughput_per_s, 2);
+  EXPECT_DOUBLE_EQ(point.goodput_per_s, 1);            // 10 and 25 ms, over 2 s
+  EXPECT_DOUBLE_EQ(point.deadline_met_ratio, 2.0 / 5);  // the failure counts as missed
+}
+
+TEST(SummarizeWindowsTest, WithoutADeadlineGoodputIsThroughputAndNothingIsMissed) {
+  const std::deque<Window> windows = {
+      MakeWindow(2.0, {Ok(10), Ok(2500), Failed(kResourceExhausted, 1)})};
+  PerfPoint point = PointWithMix({std::nullopt});
+  SummarizeWindows(windows, kNoDeadline, &point);
+  EXPECT_DOUBLE_EQ(point.goodput_per_s, point.throughput_per_s);
+  EXPECT_DOUBLE_EQ(point.goodput_per_s, 1);
+  EXPECT_DOUBLE_EQ(point.deadline_met_ratio, 1);
+}
+
+TEST(SummarizeWindowsTest, NoRequestsMeetNoDeadline) {
+  PerfPoint point = PointWithMix({std::nullopt});
+  SummarizeWindows({MakeWindow(1.0, {})}, std::chrono::milliseconds(50), &point);
+  EXPECT_EQ(point.goodput_per_s, 0);
+  EXPECT_EQ(point.deadline_met_ratio, 0);
+  // Every request failed.
+  point = PointWithMix({std::nullopt});
+  SummarizeWindows({MakeWindow(1.0, {Failed(kDeadlineExceeded, 50)})},
+                   std::chrono::milliseconds(50), &point);
+  EXPECT_EQ(point.goodput_per_s, 0);
+  EXPECT_EQ(point.deadline_met_ratio, 0);
+}
+
+TEST(SummarizeWindowsTest, MeanKeepRateOfTheAnswers) {
+  // The server chose 0.5, 0.75 and 1; the failure's keep rate does not count.
+  const std::deque<Window> windows = {MakeWindow(
+      1.0, {Answered(1, 0.5f), Answered(1, 0.75f), Answered(1, 1.0f), Failed(kDeadlineExceeded, 1)})};
+  PerfPoint point = PointWithMix({std::nullopt});
+  SummarizeWindows(windows, kNoDeadline, &point);
+  EXPECT_DOUBLE_EQ(point.mean_keep_rate, 0.75);
+  point = PointWithMix({std::nullopt});
+  SummarizeWindows({MakeWindow(1.0, {Failed(kDeadlineExceeded, 1)})}, kNoDeadline, &point);
+  EXPECT_EQ(point.mean_keep_rate, 0);
 }
 
 }  // namespace

@@ -113,6 +113,9 @@ TEST(ValidatePerfOptionsTest, AcceptsTheDefaultsWithAnImage) {
   raw.images.clear();
   raw.raw_images = RandomRawImages(8, 2, 1);
   EXPECT_TRUE(ValidatePerfOptions(raw).ok());
+  PerfOptions adaptive = ValidOptions();
+  adaptive.min_keep_rate = 1.0f;
+  EXPECT_TRUE(ValidatePerfOptions(adaptive).ok());
 }
 
 TEST(ValidatePerfOptionsTest, RefusesInconsistentOptions) {
@@ -140,6 +143,17 @@ TEST(ValidatePerfOptionsTest, RefusesInconsistentOptions) {
            {"the window must be positive",
             [](PerfOptions* o) { o->window = std::chrono::milliseconds(0); }},
            {"top_k must not be negative", [](PerfOptions* o) { o->top_k = -1; }},
+           {"the minimum keep rate must be in (0, 1]",
+            [](PerfOptions* o) { o->min_keep_rate = 0.0f; }},
+           {"the minimum keep rate must be in (0, 1]",
+            [](PerfOptions* o) { o->min_keep_rate = 1.5f; }},
+           {"give it or a keep-rate mix, not both",
+            [](PerfOptions* o) {
+              o->min_keep_rate = 0.3f;
+              o->keep_rates = {{0.5f, 1}};
+            }},
+           {"the deadline must not be negative",
+            [](PerfOptions* o) { o->deadline = std::chrono::milliseconds(-1); }},
        }) {
     PerfOptions options = ValidOptions();
     c.change(&options);

@@ -9,7 +9,6 @@
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
@@ -43,26 +42,35 @@ std::string ChannelTarget(const std::string& servers) {
   return target;
 }
 
-std::unique_ptr<Client> Client::Create(const std::string& target, const ClientOptions& options) {
+std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& target,
+                                                   const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetLoadBalancingPolicyName("round_robin");
   args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   args.SetMaxSendMessageSize(-1);
-  return std::make_unique<Client>(
-      grpc::CreateCustomChannel(ChannelTarget(target), grpc::InsecureChannelCredentials(), args),
-      options);
+  if (options.security.UsesTls() && !options.security.target_name_override.empty()) {
+    args.SetSslTargetNameOverride(options.security.target_name_override);
+  }
+  return grpc::CreateCustomChannel(ChannelTarget(target),
+                                   MakeChannelCredentials(options.security), args);
+}
+
+std::unique_ptr<Client> Client::Create(const std::string& target, const ClientOptions& options) {
+  return std::make_unique<Client>(CreateClientChannel(target, options), options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
     : channel_(std::move(channel)),
       options_(options),
       stub_(v1::Classifier::NewStub(channel_)),
+      control_stub_(v1::ModelControl::NewStub(channel_)),
       health_stub_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void Client::PrepareContext(grpc::ClientContext* context) const {
   if (options_.timeout.count() > 0) {
     context->set_deadline(std::chrono::system_clock::now() + options_.timeout);
   }
+  AddBearerToken(options_.security.bearer_token, context);
 }
 
 absl::StatusOr<v1::ClassifyResponse> Client::Classify(const v1::ClassifyRequest& request) const {
@@ -133,6 +141,34 @@ absl::StatusOr<v1::ModelInfo> Client::GetModel(const std::string& model,
   grpc::Status status = stub_->GetModel(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::ControlModel(
+    ControlMethod method, const std::string& model, std::optional<int64_t> version) const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::ModelControlRequest request;
+  request.set_model(model);
+  if (version) request.set_version(*version);
+  v1::ModelControlResponse response;
+  grpc::Status status = (control_stub_.get()->*method)(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::LoadModel(const std::string& model,
+                                                           std::optional<int64_t> version) const {
+  return ControlModel(&v1::ModelControl::Stub::Load, model, version);
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::UnloadModel(
+    const std::string& model, std::optional<int64_t> version) const {
+  return ControlModel(&v1::ModelControl::Stub::Unload, model, version);
+}
+
+absl::StatusOr<v1::ModelControlResponse> Client::ReloadModel(
+    const std::string& model, std::optional<int64_t> version) const {
+  return ControlModel(&v1::ModelControl::Stub::Reload, model, version);
 }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Client::CheckHealth(

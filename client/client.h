@@ -1,5 +1,6 @@
-// A small C++ client of the clca.v1.Classifier service. Depends on gRPC and
-// protobuf only.
+// A small C++ client of the clca.v1.Classifier and ModelControl services and
+// of gRPC health checks, over plaintext or
+// TLS, with an optional bearer token. Depends on gRPC and protobuf only.
 #pragma once
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "clca/v1/classifier.grpc.pb.h"
+#include "client/security.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace clca {
@@ -22,6 +24,8 @@ struct ClientOptions {
   std::chrono::milliseconds timeout{0};
   // Largest response accepted, in bytes.
   int max_receive_message_bytes = 16 << 20;
+  // TLS and the bearer token; the default is plaintext without a token.
+  ClientSecurity security;
 };
 
 // What to ask of one classification.
@@ -35,12 +39,19 @@ struct ClassifyOptions {
   int top_k = 0;
 };
 
-// Converts a gRPC status to an absl::Status (the codes are the same).
 // The gRPC target for `servers` as Client::Create takes them: comma-separated
 // IPv4/IPv6 literals become one "ipv4:"/"ipv6:" target; anything else is
 // returned as it is.
 std::string ChannelTarget(const std::string& servers);
 
+// The channel Client::Create uses: round_robin over every address of
+// `target`, options.security's credentials and TLS server name, and the
+// message size limit. The bearer token is not part of the channel: each
+// call adds it (see AddBearerToken).
+std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& target,
+                                                   const ClientOptions& options = {});
+
+// Converts a gRPC status to an absl::Status (the codes are the same).
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // Thread-safe: one client may serve many threads.
@@ -49,10 +60,13 @@ class Client {
   // `target` is "host:port", several comma-separated "host:port" addresses
   // (IP literals or localhost), or any gRPC target such as "dns:///name:port".
   // Calls are spread over every address the target names or resolves to
-  // (round_robin). The connection is made lazily.
+  // (round_robin). The connection is made lazily. `options.security` should
+  // pass ValidateClientSecurity (LoadClientSecurity checks it); otherwise
+  // the calls fail.
   static std::unique_ptr<Client> Create(const std::string& target,
                                         const ClientOptions& options = {});
-  // Uses an existing channel.
+  // Uses an existing channel; of options.security only the bearer token
+  // applies.
   Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options = {});
 
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) const;
@@ -73,6 +87,18 @@ class Client {
   absl::StatusOr<v1::ModelInfo> GetModel(const std::string& model,
                                          std::optional<int64_t> version = std::nullopt) const;
 
+  // clca.v1.ModelControl: Load, Unload or Reload `model`'s `version`, or,
+  // without a version, the versions the service acts on for the whole model
+  // (see classifier.proto). The response lists every version of the model
+  // with its state afterwards; a version that failed to load is FAILED in
+  // it, with the reason, not an error status.
+  absl::StatusOr<v1::ModelControlResponse> LoadModel(
+      const std::string& model, std::optional<int64_t> version = std::nullopt) const;
+  absl::StatusOr<v1::ModelControlResponse> UnloadModel(
+      const std::string& model, std::optional<int64_t> version = std::nullopt) const;
+  absl::StatusOr<v1::ModelControlResponse> ReloadModel(
+      const std::string& model, std::optional<int64_t> version = std::nullopt) const;
+
   // grpc.health.v1.Health/Check; `service` "" is the whole server.
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
       const std::string& service = "") const;
@@ -81,10 +107,17 @@ class Client {
 
  private:
   void PrepareContext(grpc::ClientContext* context) const;
+  // Calls `method` of the ModelControl stub.
+  using ControlMethod = grpc::Status (v1::ModelControl::Stub::*)(
+      grpc::ClientContext*, const v1::ModelControlRequest&, v1::ModelControlResponse*);
+  absl::StatusOr<v1::ModelControlResponse> ControlModel(ControlMethod method,
+                                                        const std::string& model,
+                                                        std::optional<int64_t> version) const;
 
   std::shared_ptr<grpc::Channel> channel_;
   ClientOptions options_;
   std::unique_ptr<v1::Classifier::Stub> stub_;
+  std::unique_ptr<v1::ModelControl::Stub> control_stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
 };
 

@@ -3,6 +3,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -29,9 +30,36 @@ std::string FormatClassifyResponse(const std::string& file, const v1::ClassifyRe
   return out;
 }
 
+std::string ModelStateName(v1::ModelState state) {
+  constexpr absl::string_view kPrefix = "MODEL_STATE_";
+  const std::string& name = v1::ModelState_Name(state);
+  if (name.empty()) return absl::StrCat(static_cast<int>(state));
+  return absl::StartsWith(name, kPrefix) ? name.substr(kPrefix.size()) : name;
+}
+
+std::string ModelStateText(const v1::ModelInfo& info) {
+  std::string out = ModelStateName(info.state());
+  if (!info.state_reason().empty()) absl::StrAppend(&out, " (", info.state_reason(), ")");
+  return out;
+}
+
+std::string FormatModelControlResponse(const v1::ModelControlResponse& response) {
+  std::string out;
+  for (const v1::ModelInfo& m : response.models()) {
+    absl::StrAppend(&out, m.name(), " ", m.version(), " ", ModelStateText(m), "\n");
+  }
+  return out;
+}
+
 std::string FormatModelList(const v1::ListModelsResponse& response) {
   std::string out;
   for (const v1::ModelInfo& m : response.models()) {
+    // A server older than model states leaves the state unset: no state shown.
+    const bool has_state = m.state() != v1::MODEL_STATE_UNSPECIFIED;
+    if (m.architecture().empty() && has_state) {
+      absl::StrAppendFormat(&out, "%s v%d: %s\n", m.name(), m.version(), ModelStateText(m));
+      continue;
+    }
     double gmacs_default = 0;
     double gmacs_full = 0;
     for (const v1::KeepRateCost& c : m.costs()) {
@@ -40,11 +68,12 @@ std::string FormatModelList(const v1::ListModelsResponse& response) {
     }
     absl::StrAppendFormat(&out,
                           "%s v%d: %s (%s%s), %d classes, %d px, keep rate %.2f in [%.2f, %.2f], "
-                          "%.3f GMACs (full %.3f), %s\n",
+                          "%.3f GMACs (full %.3f), %s%s\n",
                           m.name(), m.version(), m.architecture(), m.method(),
                           m.clca() ? "+clca" : "", m.num_classes(), m.input_size(),
                           m.keep_rate().default_value(), m.keep_rate().min(), m.keep_rate().max(),
-                          gmacs_default, gmacs_full, m.device());
+                          gmacs_default, gmacs_full, m.device(),
+                          has_state ? ", " + ModelStateText(m) : "");
   }
   return out;
 }

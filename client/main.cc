@@ -1,8 +1,10 @@
-// clca-client: classify images, list models, check health and measure the
-// throughput and latency of a clca-server.
+// clca-client: classify images, list models, load and unload them, check
+// health and measure the throughput and latency of a clca-server.
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "client/client.h"
 #include "client/format.h"
 #include "client/perf.h"
+#include "client/perf_report.h"
 
 namespace {
 
@@ -47,6 +50,7 @@ struct PerfFlags {
   std::vector<std::string> images;
   bool raw_input = false;
   std::string keep_rates;
+  float min_keep_rate = 0;
   std::string concurrency;
   std::string concurrency_range;
   std::string request_rate;
@@ -68,6 +72,7 @@ struct PerfFlags {
   bool quiet = false;
   CLI::Option* version_opt = nullptr;
   CLI::Option* deadline_opt = nullptr;
+  CLI::Option* min_keep_rate_opt = nullptr;
 };
 
 void AddPerfCommand(CLI::App& app, PerfFlags* f) {
@@ -85,6 +90,10 @@ void AddPerfCommand(CLI::App& app, PerfFlags* f) {
                    "Keep-rate mix: rate:weight pairs (0.1:0.5,1.0:0.5), or rates with equal "
                    "weights (0.1,1.0); \"default\" is the model's own (default: only the "
                    "model's default)");
+  f->min_keep_rate_opt = perf->add_option(
+      "--min-keep-rate", f->min_keep_rate,
+      "Let the server choose each request's keep rate: the highest from this one up that "
+      "meets the deadline (ClassifyRequest.min_keep_rate); not with --keep-rates");
   auto* concurrency = perf->add_option("--concurrency", f->concurrency,
                                        "Concurrency levels, e.g. 1,2,4,8 (default 1)");
   auto* concurrency_range = perf->add_option(
@@ -151,13 +160,29 @@ int FlagError(const std::string& flag, const absl::Status& status) {
 
 // Exit code 0: every request succeeded; 1: bad flags, unreadable image, no
 // server; 2: the sweep ran and some requests failed (counted in the results).
-int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms) {
+int RunPerfCommand(const PerfFlags& f, const std::string& server,
+                   const clca::ClientOptions& client_options) {
+  const int timeout_ms = static_cast<int>(client_options.timeout.count());
   namespace perf = clca::perf;
   perf::PerfOptions options;
   if (!f.keep_rates.empty()) {
     absl::StatusOr<std::vector<perf::KeepRateShare>> mix = perf::ParseKeepRateMix(f.keep_rates);
     if (!mix.ok()) return FlagError("--keep-rates", mix.status());
     options.keep_rates = *std::move(mix);
+  }
+  if (*f.min_keep_rate_opt) {
+    if (!f.keep_rates.empty()) {
+      return FlagError("--min-keep-rate",
+                       absl::InvalidArgumentError(
+                           "the server chooses each request's keep rate from the minimum; give "
+                           "--min-keep-rate or --keep-rates, not both"));
+    }
+    if (!(f.min_keep_rate > 0 && f.min_keep_rate <= 1)) {
+      return FlagError("--min-keep-rate",
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "a keep rate must be in (0, 1], got ", f.min_keep_rate)));
+    }
+    options.min_keep_rate = f.min_keep_rate;
   }
   if (!f.concurrency.empty()) {
     absl::StatusOr<std::vector<int>> levels = perf::ParseConcurrencyList(f.concurrency);
@@ -202,8 +227,7 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms
   if (options.images.empty() && !f.raw_input) {
     return Fail(absl::InvalidArgumentError("give --image FILE or --raw-input"));
   }
-  clca::ClientOptions client_options;
-  client_options.timeout = std::chrono::milliseconds(timeout_ms);
+  options.bearer_token = client_options.security.bearer_token;
   std::unique_ptr<clca::Client> client = clca::Client::Create(server, client_options);
   absl::StatusOr<std::string> model = ResolveModel(*client, f.model);
   if (!model.ok()) return Fail(model.status());
@@ -221,7 +245,8 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms
       });
   if (!report.ok()) return Fail(report.status());
 
-  const perf::ReportContext context{server, options.model, options.version, options.keep_rates};
+  const perf::ReportContext context{server, options.model, options.version, options.keep_rates,
+                                    options.min_keep_rate};
   const std::string text = format == "json"  ? perf::PerfJson(context, *report)
                            : format == "csv" ? perf::PerfCsv(context, *report)
                                              : perf::FormatPerfTable(context, *report);
@@ -239,6 +264,48 @@ int RunPerfCommand(const PerfFlags& f, const std::string& server, int timeout_ms
   return 0;
 }
 
+// The flags of `clca-client load`, `unload` and `reload`.
+struct ControlFlags {
+  CLI::App* command = nullptr;
+  std::string model;
+  int64_t version = 0;
+  bool json = false;
+  CLI::Option* version_opt = nullptr;
+};
+
+void AddControlCommand(CLI::App& app, const std::string& name, const std::string& description,
+                       ControlFlags* f) {
+  f->command = app.add_subcommand(name, description);
+  f->command->add_option("--model", f->model, "Model name")->required();
+  f->version_opt = f->command->add_option("--version", f->version,
+                                          "Model version (default: the whole model)");
+  f->command->add_flag("--json", f->json, "The response as one JSON object");
+}
+
+// Prints every version of the model after the call. Exit code 0: done;
+// 1: the call failed; 2: the call returned but the version it acted on (or,
+// without --version, any version) is FAILED.
+int RunControlCommand(const clca::Client& client, const std::string& name,
+                      const ControlFlags& f) {
+  std::optional<int64_t> version;
+  if (*f.version_opt) version = f.version;
+  const absl::StatusOr<clca::v1::ModelControlResponse> response =
+      name == "load"     ? client.LoadModel(f.model, version)
+      : name == "unload" ? client.UnloadModel(f.model, version)
+                         : client.ReloadModel(f.model, version);
+  if (!response.ok()) return Fail(response.status());
+  std::cout << (f.json ? clca::MessageJson(*response) + "\n"
+                       : clca::FormatModelControlResponse(*response))
+            << std::flush;
+  for (const clca::v1::ModelInfo& info : response->models()) {
+    if (info.state() == clca::v1::MODEL_STATE_FAILED &&
+        (!version || info.version() == *version)) {
+      return 2;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -251,6 +318,21 @@ int main(int argc, char** argv) {
   app.add_option("--server", server, "host:port of the clca-server; several comma-separated addresses or dns:///name:port spread calls over every server (round_robin)")->capture_default_str();
   app.add_option("--timeout", timeout_ms, "Deadline of each call in milliseconds (0: none)")
       ->check(CLI::NonNegativeNumber);
+  clca::ClientSecurityFiles security;
+  app.add_flag("--tls", security.tls,
+               "Use TLS, verifying the server against the default root certificates");
+  app.add_option("--tls-ca", security.tls_ca,
+                 "PEM root certificates to verify the server with; implies TLS");
+  app.add_option("--tls-cert", security.tls_cert,
+                 "PEM client certificate for mutual TLS (with --tls-key)");
+  app.add_option("--tls-key", security.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-server-name", security.tls_server_name,
+                 "Name to check the server's certificate against instead of the host of "
+                 "--server, e.g. when connecting to an IP address");
+  app.add_option("--token-file", security.token_file,
+                 std::string("File whose first non-empty line is a bearer token, sent as "
+                             "'authorization: Bearer <token>' with every call (default: $") +
+                     clca::kTokenEnvironmentVariable + ")");
 
   CLI::App* classify = app.add_subcommand("classify", "Classify image files");
   std::vector<std::string> files;
@@ -267,7 +349,7 @@ int main(int argc, char** argv) {
   classify->add_option("--top-k", top_k, "Number of predictions (default 5)");
   classify->add_flag("--json", json, "One JSON object per file");
 
-  app.add_subcommand("models", "List the loaded models");
+  app.add_subcommand("models", "List the model versions and their states");
   CLI::App* health = app.add_subcommand("health", "Check the server's health");
   std::string service;
   health->add_option("--service", service, "Service name (default: the whole server)");
@@ -275,13 +357,37 @@ int main(int argc, char** argv) {
   PerfFlags perf_flags;
   AddPerfCommand(app, &perf_flags);
 
-  CLI11_PARSE(app, argc, argv);
+  std::map<std::string, ControlFlags> control;
+  AddControlCommand(app, "load",
+                    "Load a model version (default: those its version policy selects) and wait "
+                    "until it is AVAILABLE or FAILED",
+                    &control["load"]);
+  AddControlCommand(app, "unload",
+                    "Stop serving a model version (default: every version) once its calls are "
+                    "answered",
+                    &control["unload"]);
+  AddControlCommand(app, "reload",
+                    "Read a model's directory again: load new and changed versions, unload "
+                    "removed ones",
+                    &control["reload"]);
 
-  if (app.got_subcommand("perf")) return RunPerfCommand(perf_flags, server, timeout_ms);
+  CLI11_PARSE(app, argc, argv);
 
   clca::ClientOptions options;
   options.timeout = std::chrono::milliseconds(timeout_ms);
+  if (const char* token = std::getenv(clca::kTokenEnvironmentVariable)) {
+    security.token_from_environment = token;
+  }
+  absl::StatusOr<clca::ClientSecurity> loaded = clca::LoadClientSecurity(security);
+  if (!loaded.ok()) return Fail(loaded.status());
+  options.security = *std::move(loaded);
+
+  if (app.got_subcommand("perf")) return RunPerfCommand(perf_flags, server, options);
+
   std::unique_ptr<clca::Client> client = clca::Client::Create(server, options);
+  for (const auto& [name, flags] : control) {
+    if (flags.command->parsed()) return RunControlCommand(*client, name, flags);
+  }
 
   if (app.got_subcommand("models")) {
     absl::StatusOr<clca::v1::ListModelsResponse> list = client->ListModels();

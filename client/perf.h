@@ -1,7 +1,9 @@
 // Load generation against a clca-server, in the manner of Triton's
 // perf_analyzer: a sweep over concurrency levels or fixed request rates, each
 // point measured in windows until throughput and median latency are stable.
-// Depends on gRPC and protobuf only.
+// This header holds the options, the results and RunPerf; perf_stats.h has
+// the figures computed from the samples, perf_report.h the table, JSON and
+// CSV renderings. Depends on gRPC and protobuf only.
 #pragma once
 
 #include <chrono>
@@ -15,6 +17,7 @@
 
 #include <grpcpp/channel.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -32,6 +35,8 @@ struct KeepRateShare {
 // is in (0, 1] or "default" for the model's own. Every entry has a weight or
 // none does; rates must not repeat.
 absl::StatusOr<std::vector<KeepRateShare>> ParseKeepRateMix(absl::string_view spec);
+// How reports and messages name a keep rate: "0.25", or "default" when unset.
+std::string KeepRateLabel(const std::optional<float>& keep_rate);
 // "1,2,4,8": positive integers.
 absl::StatusOr<std::vector<int>> ParseConcurrencyList(absl::string_view spec);
 // "start:end[:step]", linear as perf_analyzer's --concurrency-range; step 1
@@ -41,10 +46,6 @@ absl::StatusOr<std::vector<int>> ParseConcurrencyRange(absl::string_view spec);
 absl::StatusOr<std::vector<double>> ParseRateList(absl::string_view spec);
 // "start:end:step" in requests per second, linear.
 absl::StatusOr<std::vector<double>> ParseRateRange(absl::string_view spec);
-
-// Nearest-rank percentile of ascending `sorted` values: the smallest value
-// that at least `p` percent of the values do not exceed. 0 when empty.
-double Percentile(const std::vector<double>& sorted, double p);
 
 enum class Distribution { kConstant, kPoisson };
 
@@ -72,6 +73,12 @@ struct PerfOptions {
   std::vector<RawPixels> raw_images;
   // Empty: every request uses the model's default keep rate.
   std::vector<KeepRateShare> keep_rates;
+  // Lets the server choose each request's keep rate: every request carries
+  // ClassifyRequest.min_keep_rate and no keep_rate, and the server picks the
+  // highest keep rate from this one up whose predicted completion meets the
+  // deadline (without a deadline, the model's maximum). In (0, 1]; not
+  // with `keep_rates`. Absent: not sent.
+  std::optional<float> min_keep_rate;
 
   // Exactly one of the two lists names the points of the sweep: the number
   // of requests kept in flight, or the requests per second sent on schedule.
@@ -99,8 +106,13 @@ struct PerfOptions {
   // Windows per point at most; the point is reported unstable if they run out.
   int max_windows = 10;
 
-  // Deadline of each request; zero means none.
+  // Deadline of each request; zero means none. Goodput counts the answers
+  // that come within it (in request-rate mode counted from the scheduled
+  // send time). Streaming calls are not sent with it, but it still counts.
   std::chrono::milliseconds deadline{0};
+  // Sent as "authorization: Bearer <token>" with every call; empty: none.
+  // TLS, if any, is the channel's.
+  std::string bearer_token;
   // How long to wait for the channel to connect before the sweep.
   std::chrono::milliseconds connect_timeout{10000};
   // Seeds the keep-rate draws and the Poisson intervals.
@@ -136,6 +148,13 @@ struct PerfPoint {
   int64_t requests = 0;
   double duration_s = 0;
   double throughput_per_s = 0;
+  // Successful requests whose client-side latency was within the deadline,
+  // per second; equal to throughput_per_s without a deadline.
+  double goodput_per_s = 0;
+  // With a deadline, those requests over all requests of the windows,
+  // failed ones included (0 when there were none). Without one, 1: no
+  // request can miss it (failures show in `errors`).
+  double deadline_met_ratio = 1;
   // Client-side latency of successful requests; in request-rate mode counted
   // from the scheduled send time.
   LatencySummary latency;
@@ -166,6 +185,11 @@ struct PerfPoint {
   double delayed_ratio = 0;
   bool kept_up = true;
 
+  // Mean over successful responses of the keep rate they report: the one
+  // asked for, the model's default, or the server's choice with
+  // min_keep_rate. 0 when none succeeded.
+  double mean_keep_rate = 0;
+
   // One entry per keep rate of the mix (one unset entry without a mix).
   std::vector<KeepRateResult> keep_rates;
 };
@@ -174,8 +198,14 @@ struct PerfReport {
   bool request_rate_mode = false;
   // Sent over ClassifyStream (PerfOptions::streaming).
   bool streaming = false;
+  // PerfOptions::deadline in milliseconds; 0: none.
+  double deadline_ms = 0;
   std::vector<PerfPoint> results;
 };
+
+// OK if RunPerf would accept `options`; otherwise INVALID_ARGUMENT saying what
+// is wrong.
+absl::Status ValidatePerfOptions(const PerfOptions& options);
 
 // Runs the sweep over `channel`. Fails before sending anything if the
 // options are inconsistent or the channel does not connect in time; failed
@@ -184,24 +214,5 @@ struct PerfReport {
 absl::StatusOr<PerfReport> RunPerf(const std::shared_ptr<grpc::Channel>& channel,
                                    const PerfOptions& options,
                                    const std::function<void(const PerfPoint&)>& on_point = {});
-
-// What the renderings say about the run besides the results.
-struct ReportContext {
-  std::string server;
-  std::string model;
-  std::optional<int64_t> version;
-  std::vector<KeepRateShare> keep_rates;
-};
-
-// Aligned columns, one row per point, plus rows per keep rate when there is a
-// mix and the errors by code.
-std::string FormatPerfTable(const ReportContext& context, const PerfReport& report);
-// One JSON object: {"server", "model", "mode", "streaming", "results": [...]}.
-std::string PerfJson(const ReportContext& context, const PerfReport& report);
-// A header row and one row per point.
-std::string PerfCsv(const ReportContext& context, const PerfReport& report);
-
-// One line saying how a point went, for progress output.
-std::string DescribePoint(const PerfPoint& point);
 
 }  // namespace clca::perf

@@ -1,4 +1,5 @@
 // The standard grpc.health.v1.Health service and server reflection answer.
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -146,11 +147,14 @@ TEST_F(HealthReflectionTest, ReflectionListsServicesAndDescribesTheApi) {
       ASSERT_TRUE(file.ParseFromString(bytes));
       if (file.name() != "clca/v1/classifier.proto") continue;
       found = true;
-      ASSERT_EQ(file.service_size(), 1);
-      std::vector<std::string> methods;
-      for (const auto& method : file.service(0).method()) methods.push_back(method.name());
-      EXPECT_THAT(methods, ::testing::UnorderedElementsAre("Classify", "ClassifyStream",
-                                                           "ListModels", "GetModel"));
+      std::map<std::string, std::vector<std::string>> methods;
+      for (const auto& service : file.service()) {
+        for (const auto& method : service.method()) methods[service.name()].push_back(method.name());
+      }
+      EXPECT_THAT(methods["Classifier"], ::testing::UnorderedElementsAre(
+                                             "Classify", "ClassifyStream", "ListModels", "GetModel"));
+      EXPECT_THAT(methods["ModelControl"],
+                  ::testing::UnorderedElementsAre("Load", "Unload", "Reload"));
     }
   }
   EXPECT_TRUE(found) << "no descriptor for clca/v1/classifier.proto";

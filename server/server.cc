@@ -35,8 +35,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   // Only the batch workers compute on several threads. libgomp spins at a
   // barrier only while it manages no more threads than there are cores; a
   // team left by loading on this thread would make every worker's barrier a
-  // sleep and a wake-up for the life of the process (measured: 6,900 against
-  // 259 context switches/s, batches 13 % slower, one worker on 2 cores).
+  // sleep and a wake-up for the life of the process (docs/BENCHMARKS.md).
   if (options.repository.device == "cpu") SetIntraOpThreads(1);
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Load(options.model_repository, options.repository, server->metrics_.get());

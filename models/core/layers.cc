@@ -39,10 +39,9 @@ bool LinearWeights::PrepareOneDnn(onednn::Epilogue epilogue) {
            weight.device().is_cpu() && (!bias.defined() || bias.scalar_type() == weight.scalar_type());
   if (!onednn) return false;
   // oneDNN's matmul on its own packed layout, with bias and epilogue in the
-  // same pass: 3 % (448 px, batch 8) to 15 % (batch 1) faster than sgemm in
-  // float32, 10-20 % in bfloat16. Where this build lacks it, oneDNN's plain
-  // products, which multiply by a row-major [in, out] faster than by the
-  // transpose of [out, in] (1.9x for ViT-B's fc2 at 197 rows).
+  // same pass. Where this build lacks it, oneDNN's plain products, which
+  // multiply by a row-major [in, out] faster than by the transpose of
+  // [out, in] (docs/BENCHMARKS.md has both comparisons).
   packed = onednn::PackedLinear::Create(weight, bias, epilogue);
   if (!packed && weight.is_contiguous()) weight = weight.t().contiguous().t();
   return true;

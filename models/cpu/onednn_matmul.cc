@@ -28,8 +28,8 @@ const dnnl::engine& Engine() {
   return engine;
 }
 
-// The row count the weights' layout is chosen for. oneDNN's matmul picked
-// the same one for every row count from 1 to 6280 here; a row count that
+// The row count the weights' layout is chosen for (docs/MODELS.md: oneDNN's
+// matmul picks one layout for every row count ViTs use); a row count that
 // wants another runs on an unpacked copy, made when first needed.
 constexpr int64_t kLayoutRows = 256;
 

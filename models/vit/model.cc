@@ -92,8 +92,8 @@ Tensor PolicySoftmax(const Tensor& scores, const Tensor& policy) {
 
 // Scores, softmax and value product of attention one group of (image, head)
 // pairs at a time, so the probabilities of a group stay in the CPU's cache
-// instead of all [B, H, N, N] of them going through memory (237 MB for
-// ViT-B at 448 px, batch 8). A group's scores take at most `group_bytes`
+// instead of all [B, H, N, N] of them going through memory. A group's scores
+// take at most `group_bytes`
 // (0: one group). `q`, `k`, `v` are [B, H, N, d] (q scaled);
 // `bias` [B, N] (or undefined) is added to every query's scores. The CLS
 // query's probabilities [B, H, N] go to `cls_rows` if it is not null.
@@ -323,7 +323,7 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
       }
     }
     // The head's small products too: one OpenBLAS call would leave OpenBLAS's
-    // threads spinning beside oneDNN's (9 % of the samples at batch 1).
+    // threads spinning beside oneDNN's (docs/BENCHMARKS.md).
     for (LinearWeights* l : {&head, &cla_pool, &cla_fc}) l->PrepareOneDnn();
     if (cla_out_weight.defined()) {
       cla_out.weight = cla_out_weight.squeeze(-1);

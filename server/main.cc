@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "models/cpu/process_setup.h"
 #include "server/server.h"
 
 namespace {
@@ -32,18 +33,20 @@ void OnSignal(int signal_number) {
   errno = saved_errno;
 }
 
-// Handles SIGTERM and SIGINT on whichever thread they arrive (libraries start
-// threads before main, so blocking them in main is not enough).
+// Handles SIGTERM, SIGINT and SIGHUP on whichever thread they arrive
+// (libraries start threads before main, so blocking them in main is not
+// enough).
 bool InstallSignalHandlers() {
   if (pipe2(signal_pipe, O_CLOEXEC) != 0) return false;
   struct sigaction action {};
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  return sigaction(SIGTERM, &action, nullptr) == 0 && sigaction(SIGINT, &action, nullptr) == 0;
+  return sigaction(SIGTERM, &action, nullptr) == 0 && sigaction(SIGINT, &action, nullptr) == 0 &&
+         sigaction(SIGHUP, &action, nullptr) == 0;
 }
 
-// Blocks until SIGTERM or SIGINT; returns which.
+// Blocks until a signal arrives; returns which.
 int WaitForSignal() {
   unsigned char byte = 0;
   while (read(signal_pipe[0], &byte, 1) != 1) {
@@ -63,6 +66,7 @@ void SetUpLogging(const std::string& level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  clca::SetUpProcess(argv);
   CLI::App app{"Serves CLCA image classifiers over gRPC"};
   clca::server::ServerOptions options;
   std::string log_level = "info";
@@ -74,7 +78,9 @@ int main(int argc, char** argv) {
   app.add_option("--port", options.port, "gRPC port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  app.add_option("--metrics-port", options.metrics_port,
+  app.add_option("--metrics-host", options.metrics.host,
+                 "Address the metrics endpoint binds (default: --host)");
+  app.add_option("--metrics-port", options.metrics.port,
                  "Prometheus /metrics port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
@@ -84,14 +90,25 @@ int main(int argc, char** argv) {
         static const std::regex pattern("cpu|cuda(:[0-9]+)?");
         return std::regex_match(device, pattern) ? "" : "expected cpu, cuda or cuda:N";
       });
-  app.add_option("--intra-op-threads", options.repository.intra_op_threads,
-                 "LibTorch threads per batch worker when serving.json gives none "
-                 "(0: hardware threads divided among a model's workers)")
+  app.add_option("--workers", options.workers,
+                 "Batch workers shared by every model version (0: what the repository's "
+                 "serving.json files ask for when they agree, else 1)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--intra-op-threads", options.intra_op_threads,
+                 "LibTorch threads of each batch worker (0: what the serving.json files ask "
+                 "for when they agree, else the hardware threads divided among the workers)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  double poll_seconds = 0;
+  app.add_option("--repository-poll-seconds", poll_seconds,
+                 "Read the model repository again every N seconds, loading new versions and "
+                 "unloading removed ones (0: only at start and on ModelControl calls)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--blas-threads", options.blas_threads,
-                 "OpenBLAS threads, one count for the whole process (0: the fewest intra-op "
-                 "threads of any worker)")
+                 "OpenBLAS threads, one count for the whole process (0: the workers' intra-op "
+                 "threads)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--preprocess-threads", options.pipeline.preprocess_threads,
@@ -106,6 +123,21 @@ int main(int argc, char** argv) {
                  "Most decoded pixels (width * height) accepted")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--tls-cert", options.security.tls_cert_file,
+                 "PEM certificate chain: TLS on the gRPC port (with --tls-key)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", options.security.tls_key_file, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", options.security.tls_client_ca_file,
+                 "PEM CA bundle: require client certificates it signed (mutual TLS)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-tokens", options.security.auth_tokens_file,
+                 "File of bearer tokens, one per line: every clca.v1 call must carry "
+                 "'authorization: Bearer <token>' (health stays open); re-read on SIGHUP")
+      ->check(CLI::ExistingFile);
+  app.add_option("--reflection", options.security.reflection,
+                 "Serve gRPC server reflection (behind the tokens when they are set)")
+      ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout_s,
                  "Seconds to answer accepted requests after SIGTERM/SIGINT")
       ->capture_default_str()
@@ -114,6 +146,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(app, argc, argv);
+  options.repository.poll_interval =
+      std::chrono::milliseconds(static_cast<int64_t>(poll_seconds * 1000));
 
   if (!InstallSignalHandlers()) {
     std::cerr << "clca-server: cannot install signal handlers: " << std::strerror(errno)
@@ -129,9 +163,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "clca-server listening grpc=" << options.host << ":" << (*server)->port()
-            << " metrics=" << options.host << ":" << (*server)->metrics_port() << std::endl;
+            << " metrics="
+            << (options.metrics.host.empty() ? options.host : options.metrics.host) << ":"
+            << (*server)->metrics_port() << std::endl;
 
-  const int signal_number = WaitForSignal();
+  int signal_number = WaitForSignal();
+  while (signal_number == SIGHUP) {
+    absl::StatusOr<size_t> tokens = (*server)->ReloadTokens();
+    if (tokens.ok()) {
+      spdlog::info("event=tokens_reloaded tokens={}", *tokens);
+    } else {
+      spdlog::error("event=tokens_reload_failed cause=\"{}\" kept=previous",
+                    std::string(tokens.status().message()));
+    }
+    signal_number = WaitForSignal();
+  }
   spdlog::info("event=shutdown signal={} drain_timeout_s={}", strsignal(signal_number),
                drain_timeout_s);
   const bool drained = (*server)->Shutdown(absl::Seconds(drain_timeout_s));

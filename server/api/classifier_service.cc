@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/api/classify_stream.h"
 #include "server/api/convert.h"
+#include "server/observability/log_fields.h"
 
 namespace clca::server {
 namespace {
@@ -51,6 +52,22 @@ class ClassifyReactor final : public grpc::ServerUnaryReactor {
   const std::shared_ptr<CancelToken> cancel_ = std::make_shared<CancelToken>();
 };
 
+// A unary call answered at once with `status`.
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// A stream refused before it reads anything.
+class RefusedStream final
+    : public grpc::ServerBidiReactor<v1::ClassifyStreamRequest, v1::ClassifyStreamResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 absl::StatusOr<std::optional<int64_t>> RequestedVersion(bool has_version, int64_t version) {
   if (!has_version) return std::optional<int64_t>();
   if (version <= 0) {
@@ -72,23 +89,37 @@ TimePoint SteadyDeadline(const grpc::CallbackServerContext& context) {
   return Clock::Real()->Now() + std::chrono::duration_cast<Duration>(remaining);
 }
 
+absl::Status ClassifierService::Authorize(const grpc::CallbackServerContext& context,
+                                          const char* method) const {
+  return authorizer_ == nullptr ? absl::OkStatus() : authorizer_->Check(context, method);
+}
+
 grpc::ServerUnaryReactor* ClassifierService::Classify(grpc::CallbackServerContext* context,
                                                       const v1::ClassifyRequest* request,
                                                       v1::ClassifyResponse* response) {
+  if (absl::Status status = Authorize(*context, "Classify"); !status.ok()) {
+    return FinishNow(context, status);
+  }
   return new ClassifyReactor(context, request, response, pipeline_);
 }
 
 grpc::ServerBidiReactor<v1::ClassifyStreamRequest, v1::ClassifyStreamResponse>*
 ClassifierService::ClassifyStream(grpc::CallbackServerContext* context) {
+  if (absl::Status status = Authorize(*context, "ClassifyStream"); !status.ok()) {
+    return new RefusedStream(ToGrpcStatus(status));
+  }
   return new ClassifyStreamReactor(context, pipeline_);
 }
 
 grpc::ServerUnaryReactor* ClassifierService::ListModels(grpc::CallbackServerContext* context,
                                                         const v1::ListModelsRequest* request,
                                                         v1::ListModelsResponse* response) {
-  for (const ServableModel* servable : repository_->All()) {
-    *response->add_models() =
-        DescribeModel(*servable, repository_->Versions(servable->name()), /*with_labels=*/false);
+  if (absl::Status status = Authorize(*context, "ListModels"); !status.ok()) {
+    return FinishNow(context, status);
+  }
+  for (const VersionStatus& status : repository_->List()) {
+    *response->add_models() = DescribeVersion(
+        status, repository_->AvailableVersions(status.model), /*with_labels=*/false);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
@@ -98,6 +129,9 @@ grpc::ServerUnaryReactor* ClassifierService::ListModels(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ClassifierService::GetModel(grpc::CallbackServerContext* context,
                                                       const v1::GetModelRequest* request,
                                                       v1::ModelInfo* response) {
+  if (absl::Status status = Authorize(*context, "GetModel"); !status.ok()) {
+    return FinishNow(context, status);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<std::optional<int64_t>> version =
       RequestedVersion(request->has_version(), request->version());
@@ -105,14 +139,34 @@ grpc::ServerUnaryReactor* ClassifierService::GetModel(grpc::CallbackServerContex
     reactor->Finish(ToGrpcStatus(version.status()));
     return reactor;
   }
-  absl::StatusOr<const ServableModel*> servable = repository_->Find(request->model(), *version);
-  if (!servable.ok()) {
-    reactor->Finish(ToGrpcStatus(servable.status()));
+  // A version asked for by number is described in whatever state it is;
+  // otherwise the highest AVAILABLE one.
+  int64_t number = 0;
+  if (*version) {
+    number = **version;
+  } else {
+    absl::StatusOr<std::shared_ptr<const ServableModel>> servable =
+        repository_->Find(request->model(), std::nullopt);
+    if (!servable.ok()) {
+      reactor->Finish(ToGrpcStatus(servable.status()));
+      return reactor;
+    }
+    number = (*servable)->version();
+  }
+  absl::StatusOr<std::vector<VersionStatus>> statuses = repository_->ListModel(request->model());
+  if (!statuses.ok()) {
+    reactor->Finish(ToGrpcStatus(statuses.status()));
     return reactor;
   }
-  *response = DescribeModel(**servable, repository_->Versions(request->model()),
-                            /*with_labels=*/true);
-  reactor->Finish(grpc::Status::OK);
+  for (const VersionStatus& status : *statuses) {
+    if (status.version != number) continue;
+    *response = DescribeVersion(status, repository_->AvailableVersions(request->model()),
+                                /*with_labels=*/true);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  reactor->Finish(ToGrpcStatus(absl::NotFoundError(
+      absl::StrCat("model \"", ClientText(request->model()), "\" has no version ", number))));
   return reactor;
 }
 

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "clca/v1/classifier.grpc.pb.h"
+#include "server/api/auth.h"
 #include "server/pipeline/classify_pipeline.h"
 #include "server/repository/model_repository.h"
 
@@ -13,8 +14,10 @@ namespace clca::server {
 
 class ClassifierService final : public v1::Classifier::CallbackService {
  public:
-  ClassifierService(const ModelRepository* repository, ClassifyPipeline* pipeline)
-      : repository_(repository), pipeline_(pipeline) {}
+  // `authorizer` may be null: no token needed.
+  ClassifierService(const ModelRepository* repository, ClassifyPipeline* pipeline,
+                    const TokenAuthorizer* authorizer = nullptr)
+      : repository_(repository), pipeline_(pipeline), authorizer_(authorizer) {}
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const v1::ClassifyRequest* request,
@@ -29,8 +32,12 @@ class ClassifierService final : public v1::Classifier::CallbackService {
                                      v1::ModelInfo* response) override;
 
  private:
+  // OK when the call may proceed.
+  absl::Status Authorize(const grpc::CallbackServerContext& context, const char* method) const;
+
   const ModelRepository* repository_;
   ClassifyPipeline* pipeline_;
+  const TokenAuthorizer* authorizer_;
 };
 
 // The call's deadline on the steady clock (max() when it has none).

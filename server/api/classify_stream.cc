@@ -5,8 +5,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/str_cat.h"
 #include "server/api/classifier_service.h"
 #include "server/api/convert.h"
+#include "server/observability/log_fields.h"
 
 namespace clca::server {
 
@@ -20,7 +22,7 @@ ClassifyStreamReactor::ClassifyStreamReactor(grpc::CallbackServerContext* contex
     : pipeline_(pipeline),
       deadline_(SteadyDeadline(*context)),
       stream_id_(ClassifyPipeline::NewRequestId()) {
-  spdlog::debug("event=stream_open stream_id={} peer={}", stream_id_, context->peer());
+  spdlog::debug("event=stream_open stream_id={} peer={}", stream_id_, LogQuoted(context->peer()));
   {
     absl::MutexLock lock(&mu_);
     read_pending_ = true;
@@ -50,6 +52,11 @@ void ClassifyStreamReactor::OnReadDone(bool ok) {
   }
   Run(actions);
 
+  if (item->message.request_id().size() > kMaxRequestIdBytes) {
+    return ItemDone(item, absl::InvalidArgumentError(absl::StrCat(
+                              "request_id is ", item->message.request_id().size(),
+                              " bytes; ids have at most ", kMaxRequestIdBytes)));
+  }
   CallContext call;
   call.request_id = ClassifyPipeline::NewRequestId();
   call.client_request_id = item->message.request_id();

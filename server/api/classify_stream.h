@@ -22,6 +22,8 @@ class ClassifyStreamReactor final
  public:
   // Items read but not yet written; reading pauses beyond this.
   static constexpr size_t kMaxOutstanding = 64;
+  // Longest request_id an item may carry.
+  static constexpr size_t kMaxRequestIdBytes = 256;
 
   // Starts reading; deletes itself when the call is done.
   ClassifyStreamReactor(grpc::CallbackServerContext* context, ClassifyPipeline* pipeline);

@@ -75,12 +75,33 @@ v1::ModelInfo DescribeModel(const ServableModel& servable, const std::vector<int
   info.set_parameters(servable.model().parameter_count());
   info.set_device(servable.model().options().device);
   info.set_precision(PrecisionName(servable.model().options().precision));
-  const BatchSchedulerOptions& b = servable.serving().batching;
+  const QueueOptions& b = servable.serving().batching;
   info.mutable_batching()->set_max_batch_size(b.max_batch_size);
   info.mutable_batching()->set_max_queue_delay_us(b.max_queue_delay.count());
   info.mutable_batching()->set_queue_capacity(b.queue_capacity);
-  info.mutable_batching()->set_workers(b.num_workers);
-  info.mutable_batching()->set_intra_op_threads(servable.intra_op_threads());
+  info.mutable_batching()->set_workers(servable.pool().workers);
+  info.mutable_batching()->set_intra_op_threads(servable.pool().intra_op_threads);
+  return info;
+}
+
+v1::ModelInfo DescribeVersion(const VersionStatus& status, const std::vector<int64_t>& versions,
+                              bool with_labels) {
+  v1::ModelInfo info;
+  if (status.servable != nullptr) {
+    info = DescribeModel(*status.servable, versions, with_labels);
+  } else {
+    info.set_name(status.model);
+    info.set_version(status.version);
+    for (int64_t v : versions) info.add_versions(v);
+  }
+  switch (status.state) {
+    case VersionState::kLoading: info.set_state(v1::MODEL_STATE_LOADING); break;
+    case VersionState::kAvailable: info.set_state(v1::MODEL_STATE_AVAILABLE); break;
+    case VersionState::kUnloading: info.set_state(v1::MODEL_STATE_UNLOADING); break;
+    case VersionState::kFailed: info.set_state(v1::MODEL_STATE_FAILED); break;
+    case VersionState::kUnloaded: info.set_state(v1::MODEL_STATE_UNLOADED); break;
+  }
+  info.set_state_reason(status.reason);
   return info;
 }
 

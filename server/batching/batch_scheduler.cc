@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/batching/batch_policy.h"
 
 namespace clca::server {
 namespace {
@@ -28,37 +27,59 @@ absl::Status ExpiredStatus(const InferenceTask& task, TimePoint now) {
   return absl::CancelledError(absl::StrCat("call cancelled after ", waited, " ms in the queue"));
 }
 
+absl::Status ShuttingDown() { return absl::UnavailableError("the server is shutting down"); }
+
+void FinishAll(std::vector<std::unique_ptr<InferenceTask>>* tasks, const absl::Status& status) {
+  for (auto& task : *tasks) task->Finish(status);
+  tasks->clear();
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<BatchScheduler>> BatchScheduler::Create(
-    const BatchSchedulerOptions& options, ProcessBatchFn process, Hooks hooks) {
-  if (options.max_batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_batch_size must be at least 1, got ", options.max_batch_size));
+struct BatchScheduler::QueueState {
+  QueueOptions options;
+  BatchingPolicy policy;
+  ProcessBatchFn process;
+  QueueHooks hooks;
+  TaskQueue tasks;
+  // Tasks that arrived at or before this run at once (max(): draining).
+  TimePoint flush_before = TimePoint::min();
+  // Removed by its Queue handle: no new tasks, no new batches.
+  bool closed = false;
+  // Removed from inside one of its batches: the worker erases it after.
+  bool erase_when_idle = false;
+  int running = 0;
+  double last_keep_rate = -1;
+
+  QueueState(const QueueOptions& o, ProcessBatchFn p, QueueHooks h)
+      : options(o),
+        process(std::move(p)),
+        hooks(std::move(h)),
+        tasks(static_cast<size_t>(o.queue_capacity)) {
+    policy.max_batch_size = static_cast<size_t>(o.max_batch_size);
+    policy.max_queue_delay = o.max_queue_delay;
+    policy.mix_keep_rates = o.mix_keep_rates;
   }
-  if (options.queue_capacity < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("queue_capacity must be at least 1, got ", options.queue_capacity));
+  void ReportDepth() const {
+    if (hooks.queue_depth_changed) hooks.queue_depth_changed(tasks.size());
   }
+};
+
+namespace {
+// The queue whose batch the current thread is running, if any.
+thread_local const void* running_queue = nullptr;
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BatchScheduler>> BatchScheduler::Create(const Options& options) {
   if (options.num_workers < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("workers must be at least 1, got ", options.num_workers));
   }
-  if (options.max_queue_delay.count() < 0) {
-    return absl::InvalidArgumentError("max_queue_delay must not be negative");
-  }
-  if (!process) return absl::InvalidArgumentError("no batch function given");
-  return std::unique_ptr<BatchScheduler>(
-      new BatchScheduler(options, std::move(process), std::move(hooks)));
+  return std::unique_ptr<BatchScheduler>(new BatchScheduler(options));
 }
 
-BatchScheduler::BatchScheduler(const BatchSchedulerOptions& options, ProcessBatchFn process,
-                               Hooks hooks)
-    : options_(options),
-      process_(std::move(process)),
-      hooks_(std::move(hooks)),
-      clock_(options.clock != nullptr ? options.clock : Clock::Real()),
-      queue_(static_cast<size_t>(options.queue_capacity)) {
+BatchScheduler::BatchScheduler(const Options& options)
+    : options_(options), clock_(options.clock != nullptr ? options.clock : Clock::Real()) {
   for (int i = 0; i < options_.num_workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   timer_ = std::thread([this] { TimerLoop(); });
 }
@@ -75,73 +96,119 @@ BatchScheduler::~BatchScheduler() {
   std::vector<std::unique_ptr<InferenceTask>> left;
   {
     absl::MutexLock lock(&mu_);
-    left = queue_.RemoveAll();
-    ReportDepth();
+    for (auto& queue : queues_) {
+      for (auto& task : queue->tasks.RemoveAll()) left.push_back(std::move(task));
+      queue->ReportDepth();
+    }
   }
-  for (auto& task : left) task->Finish(absl::UnavailableError("the server is shutting down"));
+  FinishAll(&left, ShuttingDown());
 }
 
-absl::Status BatchScheduler::Schedule(std::unique_ptr<InferenceTask>* task) {
+absl::StatusOr<std::unique_ptr<BatchScheduler::Queue>> BatchScheduler::AddQueue(
+    const QueueOptions& options, ProcessBatchFn process, QueueHooks hooks) {
+  if (options.max_batch_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_batch_size must be at least 1, got ", options.max_batch_size));
+  }
+  if (options.queue_capacity < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue_capacity must be at least 1, got ", options.queue_capacity));
+  }
+  if (options.max_concurrent_batches < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("workers must not be negative, got ",
+                                                   options.max_concurrent_batches));
+  }
+  if (options.max_queue_delay.count() < 0) {
+    return absl::InvalidArgumentError("max_queue_delay must not be negative");
+  }
+  if (!process) return absl::InvalidArgumentError("no batch function given");
+  auto state = std::make_unique<QueueState>(options, std::move(process), std::move(hooks));
+  QueueState* raw = state.get();
   absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("the server is shutting down");
-  const bool has_deadline = (*task)->deadline != TimePoint::max();
-  absl::Status status = queue_.Push(task, clock_->Now());
-  if (!status.ok()) return status;
-  ReportDepth();
-  work_cv_.Signal();
-  if (has_deadline) timer_cv_.Signal();
-  return absl::OkStatus();
+  if (flush_) raw->flush_before = TimePoint::max();
+  queues_.push_back(std::move(state));
+  return std::unique_ptr<Queue>(new Queue(this, raw));
 }
 
-void BatchScheduler::NotifyCancelled() {
-  absl::MutexLock lock(&mu_);
-  timer_cv_.Signal();
-}
-
-void BatchScheduler::Flush() {
+void BatchScheduler::FlushAll() {
   absl::MutexLock lock(&mu_);
   flush_ = true;
+  for (auto& queue : queues_) queue->flush_before = TimePoint::max();
   work_cv_.SignalAll();
 }
 
-size_t BatchScheduler::queue_depth() const {
+size_t BatchScheduler::queue_count() const {
   absl::MutexLock lock(&mu_);
-  return queue_.size();
+  return queues_.size();
 }
 
-void BatchScheduler::ReportDepth() {
-  if (hooks_.queue_depth_changed) hooks_.queue_depth_changed(queue_.size());
+BatchScheduler::QueueState* BatchScheduler::TakeBatch(
+    TimePoint now, std::vector<std::unique_ptr<InferenceTask>>* batch, TimePoint* wake_at) {
+  const size_t n = queues_.size();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t index = (cursor_ + k) % n;
+    QueueState& q = *queues_[index];
+    if (q.closed || q.tasks.empty()) continue;
+    if (q.options.max_concurrent_batches > 0 && q.running >= q.options.max_concurrent_batches) {
+      continue;
+    }
+    const BatchDecision decision =
+        DecideNextBatch(q.tasks, q.policy, now, q.flush_before, q.last_keep_rate);
+    if (!decision.ready) {
+      *wake_at = std::min(*wake_at, decision.wake_at);
+      continue;
+    }
+    const size_t max_size = q.policy.max_batch_size;
+    *batch = q.policy.mix_keep_rates ? q.tasks.PopOldest(max_size)
+                                     : q.tasks.PopBatch(decision.keep_rate, max_size);
+    q.last_keep_rate = decision.keep_rate;
+    cursor_ = index + 1;
+    return &q;
+  }
+  return nullptr;
 }
 
 void BatchScheduler::WorkerLoop() {
-  if (hooks_.worker_started) hooks_.worker_started();
-  const auto max_batch_size = static_cast<size_t>(options_.max_batch_size);
-  while (true) {
-    std::vector<std::unique_ptr<InferenceTask>> batch;
-    {
-      absl::MutexLock lock(&mu_);
-      while (batch.empty()) {
-        if (stopping_) return;
-        BatchDecision decision = DecideNextBatch(queue_, max_batch_size, options_.max_queue_delay,
-                                                 clock_->Now(), flush_);
-        if (decision.ready) {
-          batch = queue_.PopBatch(decision.keep_rate, max_batch_size);
-          ReportDepth();
-          // Another idle worker may be able to start the next batch.
-          if (!queue_.empty()) work_cv_.Signal();
-        } else {
-          clock_->WaitUntil(&work_cv_, &mu_, decision.wake_at);
-        }
-      }
-    }
-    // A caller may have gone away since the task was queued.
+  if (options_.worker_started) options_.worker_started();
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
     const TimePoint now = clock_->Now();
+    std::vector<std::unique_ptr<InferenceTask>> batch;
+    TimePoint wake_at = TimePoint::max();
+    QueueState* queue = TakeBatch(now, &batch, &wake_at);
+    if (queue == nullptr) {
+      clock_->WaitUntil(&work_cv_, &mu_, wake_at);
+      continue;
+    }
+    ++queue->running;
+    queue->ReportDepth();
+    // Another idle worker may be able to start the next batch.
+    work_cv_.Signal();
+    mu_.Unlock();
+    // A caller may have gone away since the task was queued.
     auto live = std::stable_partition(batch.begin(), batch.end(), [now](const auto& task) {
       return !task->IsCancelled() && task->deadline > now;
     });
     for (auto it = live; it != batch.end(); ++it) (*it)->Finish(ExpiredStatus(**it, now));
     batch.erase(live, batch.end());
-    if (!batch.empty()) process_(std::move(batch), next_batch_id.fetch_add(1));
+    if (!batch.empty()) {
+      const uint64_t batch_id = next_batch_id.fetch_add(1);
+      running_queue = queue;
+      try {
+        queue->process(std::move(batch), batch_id);
+      } catch (const std::exception& e) {
+        // The batch's tasks, destroyed unanswered, answer INTERNAL.
+        if (queue->hooks.batch_failed) queue->hooks.batch_failed(batch_id, e.what());
+      } catch (...) {
+        if (queue->hooks.batch_failed) queue->hooks.batch_failed(batch_id, "unknown exception");
+      }
+      running_queue = nullptr;
+    }
+    mu_.Lock();
+    --queue->running;
+    if (queue->erase_when_idle && queue->running == 0) EraseLocked(queue);
+    done_cv_.SignalAll();
+    work_cv_.Signal();
   }
 }
 
@@ -149,9 +216,17 @@ void BatchScheduler::TimerLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     const TimePoint now = clock_->Now();
-    std::vector<std::unique_ptr<InferenceTask>> expired = queue_.RemoveExpired(now);
+    std::vector<std::unique_ptr<InferenceTask>> expired;
+    TimePoint next = TimePoint::max();
+    for (auto& queue : queues_) {
+      std::vector<std::unique_ptr<InferenceTask>> gone = queue->tasks.RemoveExpired(now);
+      if (!gone.empty()) {
+        queue->ReportDepth();
+        for (auto& task : gone) expired.push_back(std::move(task));
+      }
+      next = std::min(next, queue->tasks.EarliestDeadline());
+    }
     if (!expired.empty()) {
-      ReportDepth();
       // A batch may now be ready or its oldest task gone: let workers look.
       work_cv_.SignalAll();
       mu_.Unlock();
@@ -160,9 +235,72 @@ void BatchScheduler::TimerLoop() {
       mu_.Lock();
       continue;
     }
-    const TimePoint next = queue_.EarliestDeadline();
     clock_->WaitUntil(&timer_cv_, &mu_, next);
   }
 }
+
+void BatchScheduler::EraseLocked(QueueState* queue) {
+  queues_.erase(std::remove_if(queues_.begin(), queues_.end(),
+                               [queue](const auto& q) { return q.get() == queue; }),
+                queues_.end());
+  cursor_ = 0;
+}
+
+void BatchScheduler::RemoveQueue(QueueState* queue) {
+  std::vector<std::unique_ptr<InferenceTask>> left;
+  {
+    absl::MutexLock lock(&mu_);
+    queue->closed = true;
+    left = queue->tasks.RemoveAll();
+    queue->ReportDepth();
+    if (running_queue == queue) {
+      // Inside one of its own batches: the worker erases it afterwards.
+      queue->erase_when_idle = true;
+    } else {
+      while (queue->running > 0) done_cv_.Wait(&mu_);
+      EraseLocked(queue);
+    }
+  }
+  FinishAll(&left, ShuttingDown());
+}
+
+BatchScheduler::Queue::~Queue() { scheduler_->RemoveQueue(state_); }
+
+absl::Status BatchScheduler::Queue::Schedule(std::unique_ptr<InferenceTask>* task) {
+  BatchScheduler& s = *scheduler_;
+  absl::MutexLock lock(&s.mu_);
+  if (s.stopping_ || state_->closed) return ShuttingDown();
+  const bool has_deadline = (*task)->deadline != TimePoint::max();
+  absl::Status status = state_->tasks.Push(task, s.clock_->Now());
+  if (!status.ok()) return status;
+  state_->ReportDepth();
+  s.work_cv_.Signal();
+  if (has_deadline) s.timer_cv_.Signal();
+  return absl::OkStatus();
+}
+
+void BatchScheduler::Queue::NotifyCancelled() {
+  absl::MutexLock lock(&scheduler_->mu_);
+  scheduler_->timer_cv_.Signal();
+}
+
+void BatchScheduler::Queue::Flush() {
+  absl::MutexLock lock(&scheduler_->mu_);
+  state_->flush_before = TimePoint::max();
+  scheduler_->work_cv_.SignalAll();
+}
+
+void BatchScheduler::Queue::RunNow() {
+  absl::MutexLock lock(&scheduler_->mu_);
+  state_->flush_before = std::max(state_->flush_before, scheduler_->clock_->Now());
+  scheduler_->work_cv_.SignalAll();
+}
+
+size_t BatchScheduler::Queue::depth() const {
+  absl::MutexLock lock(&scheduler_->mu_);
+  return state_->tasks.size();
+}
+
+const QueueOptions& BatchScheduler::Queue::options() const { return state_->options; }
 
 }  // namespace clca::server

@@ -32,9 +32,20 @@ struct TaskResult {
 
 // A preprocessed image on its way through the batch queue. Created by the
 // request pipeline, owned by the queue while it waits, then by the batch that
-// runs it. `Finish` must be called exactly once, by whoever owns it last.
+// runs it. `Finish` is called once, by whoever owns it last; a task destroyed
+// without an answer answers INTERNAL, so no caller is left waiting.
 struct InferenceTask {
   using DoneCallback = std::function<void(absl::StatusOr<TaskResult>)>;
+
+  InferenceTask() = default;
+  InferenceTask(const InferenceTask&) = delete;
+  InferenceTask& operator=(const InferenceTask&) = delete;
+  ~InferenceTask() {
+    if (done) {
+      Finish(absl::InternalError(
+          "the server dropped this request without an answer; see the server log"));
+    }
+  }
 
   std::string request_id;
   // [3, input_size, input_size], float32.
@@ -42,10 +53,14 @@ struct InferenceTask {
   // Tasks run only in batches of one keep rate.
   double keep_rate = 1.0;
   int top_k = 5;
-  // Set by the batch queue when the task enters it.
+  // Set by the batch queue when the task enters it: when, and its place in
+  // the order of arrival.
   TimePoint enqueue_time{};
+  uint64_t sequence = 0;
   // The call's deadline; max() when it has none.
   TimePoint deadline = TimePoint::max();
+  // A warm-up pass, not a request: left out of the metrics.
+  bool warm_up = false;
   // Set when the caller has gone away; may be null.
   std::shared_ptr<const std::atomic<bool>> cancelled;
   DoneCallback done;

@@ -8,76 +8,90 @@
 namespace clca::server {
 
 absl::Status TaskQueue::Push(std::unique_ptr<InferenceTask>* task, TimePoint now) {
-  if (tasks_.size() >= capacity_) {
+  if (size_ >= capacity_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the model's queue is full (", capacity_, " requests waiting); retry later or raise ",
         "queue_capacity in serving.json"));
   }
   (*task)->enqueue_time = now;
-  ++counts_[(*task)->keep_rate];
-  tasks_.push_back(std::move(*task));
+  (*task)->sequence = next_sequence_++;
+  groups_[(*task)->keep_rate].push_back(std::move(*task));
+  ++size_;
   return absl::OkStatus();
-}
-
-void TaskQueue::Uncount(double keep_rate) {
-  auto it = counts_.find(keep_rate);
-  if (--it->second == 0) counts_.erase(it);
 }
 
 std::vector<std::unique_ptr<InferenceTask>> TaskQueue::RemoveExpired(TimePoint now) {
   std::vector<std::unique_ptr<InferenceTask>> removed;
-  auto keep = std::stable_partition(tasks_.begin(), tasks_.end(), [now](const auto& task) {
-    return !task->IsCancelled() && task->deadline > now;
-  });
-  for (auto it = keep; it != tasks_.end(); ++it) {
-    Uncount((*it)->keep_rate);
-    removed.push_back(std::move(*it));
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    Group& group = it->second;
+    auto keep = std::stable_partition(group.begin(), group.end(), [now](const auto& task) {
+      return !task->IsCancelled() && task->deadline > now;
+    });
+    for (auto t = keep; t != group.end(); ++t) removed.push_back(std::move(*t));
+    group.erase(keep, group.end());
+    it = group.empty() ? groups_.erase(it) : std::next(it);
   }
-  tasks_.erase(keep, tasks_.end());
+  // Oldest first, as they arrived.
+  std::sort(removed.begin(), removed.end(),
+            [](const auto& a, const auto& b) { return a->sequence < b->sequence; });
+  size_ -= removed.size();
   return removed;
 }
 
 std::vector<std::unique_ptr<InferenceTask>> TaskQueue::PopBatch(double keep_rate,
                                                                 size_t max_size) {
   std::vector<std::unique_ptr<InferenceTask>> batch;
-  auto out = tasks_.begin();
-  for (auto it = tasks_.begin(); it != tasks_.end(); ++it) {
-    if (batch.size() < max_size && (*it)->keep_rate == keep_rate) {
-      batch.push_back(std::move(*it));
-    } else {
-      if (out != it) *out = std::move(*it);
-      ++out;
-    }
+  auto it = groups_.find(keep_rate);
+  if (it == groups_.end()) return batch;
+  Group& group = it->second;
+  while (!group.empty() && batch.size() < max_size) {
+    batch.push_back(std::move(group.front()));
+    group.pop_front();
   }
-  tasks_.erase(out, tasks_.end());
-  for (size_t i = 0; i < batch.size(); ++i) Uncount(keep_rate);
+  if (group.empty()) groups_.erase(it);
+  size_ -= batch.size();
+  return batch;
+}
+
+std::vector<std::unique_ptr<InferenceTask>> TaskQueue::PopOldest(size_t max_size) {
+  std::vector<std::unique_ptr<InferenceTask>> batch;
+  while (!empty() && batch.size() < max_size) {
+    auto oldest = groups_.begin();
+    for (auto it = groups_.begin(); it != groups_.end(); ++it) {
+      if (it->second.front()->sequence < oldest->second.front()->sequence) oldest = it;
+    }
+    batch.push_back(std::move(oldest->second.front()));
+    oldest->second.pop_front();
+    if (oldest->second.empty()) groups_.erase(oldest);
+    --size_;
+  }
   return batch;
 }
 
 std::vector<std::unique_ptr<InferenceTask>> TaskQueue::RemoveAll() {
-  std::vector<std::unique_ptr<InferenceTask>> removed;
-  for (auto& task : tasks_) removed.push_back(std::move(task));
-  tasks_.clear();
-  counts_.clear();
-  return removed;
+  return PopOldest(size_);
 }
 
 TimePoint TaskQueue::EarliestDeadline() const {
   TimePoint earliest = TimePoint::max();
-  for (const auto& task : tasks_) earliest = std::min(earliest, task->deadline);
+  for (const auto& [keep_rate, group] : groups_) {
+    for (const auto& task : group) earliest = std::min(earliest, task->deadline);
+  }
   return earliest;
 }
 
-size_t TaskQueue::CountWithKeepRate(double keep_rate) const {
-  auto it = counts_.find(keep_rate);
-  return it == counts_.end() ? 0 : it->second;
+const InferenceTask& TaskQueue::oldest() const {
+  const InferenceTask* oldest = nullptr;
+  for (const auto& [keep_rate, group] : groups_) {
+    const InferenceTask& front = *group.front();
+    if (oldest == nullptr || front.sequence < oldest->sequence) oldest = &front;
+  }
+  return *oldest;
 }
 
-std::optional<double> TaskQueue::KeepRateWithAtLeast(size_t count) const {
-  for (const auto& [keep_rate, n] : counts_) {
-    if (n >= count) return keep_rate;
-  }
-  return std::nullopt;
+size_t TaskQueue::CountWithKeepRate(double keep_rate) const {
+  auto it = groups_.find(keep_rate);
+  return it == groups_.end() ? 0 : it->second.size();
 }
 
 }  // namespace clca::server

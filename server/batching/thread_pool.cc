@@ -14,15 +14,18 @@ ThreadPool::ThreadPool(Options options) : options_(std::move(options)) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
+  Stop();
   for (std::thread& thread : threads_) thread.join();
+}
+
+void ThreadPool::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
 }
 
 absl::Status ThreadPool::Schedule(std::function<void()> work) {
   absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
   if (pending_.size() >= options_.max_pending) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "too many images waiting to be decoded (", pending_.size(), "); retry later"));

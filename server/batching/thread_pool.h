@@ -26,14 +26,16 @@ class ThreadPool {
   };
 
   explicit ThreadPool(Options options);
-  // Runs what is already queued, then joins the threads.
+  // Refuses new work, runs what is already queued, then joins the threads.
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   // Queues `work` and returns at once; RESOURCE_EXHAUSTED when too much is
-  // waiting (then `work` is not run).
+  // waiting, UNAVAILABLE once the pool is stopping (then `work` is not run).
   absl::Status Schedule(std::function<void()> work);
+  // From now on Schedule refuses work; what is queued still runs.
+  void Stop();
 
  private:
   void Loop();

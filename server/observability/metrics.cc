@@ -77,12 +77,29 @@ absl::Status Metrics::RegisterFamilies() {
                        .Register(r);
     keep_rate_ = &BuildHistogram()
                       .Name("clca_keep_rate")
-                      .Help("Keep rate of each forward pass")
+                      .Help("Keep rate each image was computed at")
                       .Register(r);
     queue_depth_ = &BuildGauge()
                         .Name("clca_queue_depth")
                         .Help("Requests waiting in the batch queue")
                         .Register(r);
+    loads_ = &BuildCounter()
+                  .Name("clca_model_loads_total")
+                  .Help("Model version loads, by model and result (ok, failed)")
+                  .Register(r);
+    unloads_ = &BuildCounter()
+                    .Name("clca_model_unloads_total")
+                    .Help("Model versions retired (unloaded or replaced), by model")
+                    .Register(r);
+    state_ = &BuildGauge()
+                  .Name("clca_model_state")
+                  .Help("1 for the state each model version is in (LOADING, AVAILABLE, "
+                        "UNLOADING, FAILED, UNLOADED)")
+                  .Register(r);
+    unauthenticated_ = &BuildCounter()
+                            .Name("clca_unauthenticated_total")
+                            .Help("Calls refused for a missing or unknown bearer token, by method")
+                            .Register(r);
     blas_threads_ = &BuildGauge()
                          .Name("clca_blas_threads")
                          .Help("OpenBLAS threads of one matrix product, process-wide (0: "
@@ -95,12 +112,37 @@ absl::Status Metrics::RegisterFamilies() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> Metrics::Serve(const std::string& host, int port) {
+absl::StatusOr<int> Metrics::Serve(const MetricsEndpointOptions& options) {
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
-      MetricsEndpoint::Start(host, port, registry_);
+      MetricsEndpoint::Start(options, registry_);
   if (!endpoint.ok()) return endpoint.status();
   endpoint_ = *std::move(endpoint);
   return endpoint_->port();
+}
+
+void Metrics::CountLoad(const std::string& model, bool ok) {
+  loads_->Add({{"model", model}, {"result", ok ? "ok" : "failed"}}).Increment();
+}
+
+void Metrics::CountUnload(const std::string& model) { unloads_->Add({{"model", model}}).Increment(); }
+
+void Metrics::SetVersionState(const std::string& model, int64_t version,
+                              const std::string& state) {
+  static const char* const kStates[] = {"LOADING", "AVAILABLE", "UNLOADING", "FAILED",
+                                        "UNLOADED"};
+  for (const char* name : kStates) {
+    const prometheus::Labels labels = {
+        {"model", model}, {"version", std::to_string(version)}, {"state", name}};
+    if (state.empty()) {
+      if (state_->Has(labels)) state_->Remove(&state_->Add(labels));
+    } else {
+      state_->Add(labels).Set(state == name ? 1 : 0);
+    }
+  }
+}
+
+void Metrics::CountUnauthenticated(const std::string& method) {
+  unauthenticated_->Add({{"method", method}}).Increment();
 }
 
 ModelMetrics* Metrics::AddModel(const std::string& model, int64_t version) {

@@ -46,9 +46,8 @@ class Metrics {
  public:
   static absl::StatusOr<std::unique_ptr<Metrics>> Create();
 
-  // Serves /metrics on host:port (port 0 picks a free one) and returns the
-  // port bound.
-  absl::StatusOr<int> Serve(const std::string& host, int port);
+  // Serves /metrics (port 0 picks a free one) and returns the port bound.
+  absl::StatusOr<int> Serve(const MetricsEndpointOptions& options);
 
   // Creates the metrics of a model version; call at load time, not per
   // request. The same (model, version) returns the same object.
@@ -58,6 +57,15 @@ class Metrics {
 
   // OpenBLAS's thread count (0: the BLAS is not OpenBLAS).
   void SetBlasThreads(int threads) { blas_threads_->Set(threads); }
+
+  // Model lifecycle events (not on the request path).
+  void CountLoad(const std::string& model, bool ok);
+  void CountUnload(const std::string& model);
+  // clca_model_state{model, version, state} is 1 for `state` and 0 for the
+  // others; "" removes the version's samples.
+  void SetVersionState(const std::string& model, int64_t version, const std::string& state);
+  // Calls refused for a missing or unknown bearer token, by RPC.
+  void CountUnauthenticated(const std::string& method);
 
  private:
   Metrics() = default;
@@ -77,6 +85,10 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* keep_rate_ = nullptr;
   prometheus::Family<prometheus::Gauge>* queue_depth_ = nullptr;
   prometheus::Gauge* blas_threads_ = nullptr;
+  prometheus::Family<prometheus::Counter>* loads_ = nullptr;
+  prometheus::Family<prometheus::Counter>* unloads_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* state_ = nullptr;
+  prometheus::Family<prometheus::Counter>* unauthenticated_ = nullptr;
 
   absl::Mutex mu_;
   std::map<std::pair<std::string, int64_t>, std::unique_ptr<ModelMetrics>> models_

@@ -7,11 +7,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "models/cpu/threads.h"
 #include "models/preprocess/preprocess.h"
+#include "server/observability/log_fields.h"
 
 namespace clca::server {
 namespace {
@@ -45,7 +45,7 @@ absl::Status CallEnded(const CallContext& call, TimePoint now) {
 
 void CancelToken::Cancel() {
   cancelled_.store(true);
-  if (BatchScheduler* scheduler = scheduler_.load()) scheduler->NotifyCancelled();
+  if (BatchScheduler::Queue* queue = queue_.load()) queue->NotifyCancelled();
 }
 
 std::shared_ptr<const std::atomic<bool>> CancelToken::Flag(
@@ -54,8 +54,8 @@ std::shared_ptr<const std::atomic<bool>> CancelToken::Flag(
   return std::shared_ptr<const std::atomic<bool>>(token, &token->cancelled_);
 }
 
-bool CancelToken::SetScheduler(BatchScheduler* scheduler) {
-  scheduler_.store(scheduler);
+bool CancelToken::SetQueue(BatchScheduler::Queue* queue) {
+  queue_.store(queue);
   return cancelled_.load();
 }
 
@@ -64,7 +64,9 @@ struct ClassifyPipeline::Request {
   ClassifyInput input;
   CallContext call;
   Done done;
-  const ServableModel* servable = nullptr;
+  // Held until the request is answered: calls accepted on a version finish
+  // on it even if it is unloaded meanwhile.
+  std::shared_ptr<const ServableModel> servable;
   double keep_rate = 1.0;
   int top_k = kDefaultTopK;
   Duration preprocess_time{};
@@ -126,12 +128,12 @@ void ClassifyPipeline::Submit(ClassifyInput input, CallContext call, Done done) 
   }
   if (!accepting) {
     const ClassifyInput& in = request->input;
-    absl::StatusOr<const ServableModel*> servable = repository_->Find(
+    absl::StatusOr<std::shared_ptr<const ServableModel>> servable = repository_->Find(
         in.model, in.version.value_or(0) > 0 ? in.version : std::nullopt);
     (servable.ok() ? (*servable)->metrics() : metrics_->unknown_model())
         ->CountRequest(absl::StatusCode::kUnavailable);
     spdlog::info("event=classify request_id={} code=UNAVAILABLE reason=shutting_down",
-                 request->call.request_id);
+                 LogQuoted(request->call.request_id));
     request->done(absl::UnavailableError(
         "the server is shutting down; retry on another replica or after it restarts"));
     return;
@@ -150,9 +152,10 @@ absl::Status ClassifyPipeline::Validate(Request& request) const {
                                                    *in.version,
                                                    "; leave it unset for the highest version"));
   }
-  absl::StatusOr<const ServableModel*> servable = repository_->Find(in.model, in.version);
+  absl::StatusOr<std::shared_ptr<const ServableModel>> servable =
+      repository_->Find(in.model, in.version);
   if (!servable.ok()) return servable.status();
-  request.servable = *servable;
+  request.servable = *std::move(servable);
   if (in.top_k < 0) {
     return absl::InvalidArgumentError(absl::StrCat("top_k must be 0 (for ", kDefaultTopK,
                                                    ") or positive, got ", in.top_k));
@@ -256,13 +259,13 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
     cost.compute_us = Micros(result->compute_time);
     Complete(*request, std::move(output));
   };
-  BatchScheduler* scheduler = servable.scheduler();
+  BatchScheduler::Queue* queue = servable.queue();
   if (const TimePoint now = clock_->Now(); now >= call.deadline) {
     return task->Finish(CallEnded(call, now));
   }
-  absl::Status status = scheduler->Schedule(&task);
+  absl::Status status = queue->Schedule(&task);
   if (!status.ok()) return task->Finish(status);
-  if (call.cancel && call.cancel->SetScheduler(scheduler)) scheduler->NotifyCancelled();
+  if (call.cancel && call.cancel->SetQueue(queue)) queue->NotifyCancelled();
 }
 
 void ClassifyPipeline::Complete(Request& request, absl::StatusOr<ClassifyOutput> result) {
@@ -270,30 +273,31 @@ void ClassifyPipeline::Complete(Request& request, absl::StatusOr<ClassifyOutput>
   const int64_t total_us = Micros(now - request.call.arrival);
   ModelMetrics* m = request.servable ? request.servable->metrics() : metrics_->unknown_model();
   m->CountRequest(result.status().code());
-  const std::string& model = request.input.model;
+  // Fields a client chose are quoted and escaped: they cannot end the line.
+  const std::string ids =
+      request.call.client_request_id.empty()
+          ? LogQuoted(request.call.request_id)
+          : absl::StrCat(LogQuoted(request.call.request_id), " client_request_id=",
+                         LogQuoted(request.call.client_request_id, 128));
+  const std::string model = LogQuoted(request.input.model, 128);
   if (result.ok()) {
     result->cost.total_us = total_us;
     m->latency_seconds->Observe(total_us * 1e-6);
     const ClassifyCost& cost = result->cost;
     spdlog::info(
-        "event=classify request_id={}{}{} model={} version={} code=OK keep_rate={} "
+        "event=classify request_id={} model={} version={} code=OK keep_rate={} "
         "top_class={} batch_id={} batch_size={} queue_us={} preprocess_us={} compute_us={} "
         "total_us={}",
-        request.call.request_id,
-        request.call.client_request_id.empty() ? "" : " client_request_id=",
-        request.call.client_request_id, model, result->version, result->keep_rate,
+        ids, model, result->version, result->keep_rate,
         result->predictions.empty() ? -1 : result->predictions.front().class_id, cost.batch_id,
         cost.batch_size, cost.queue_us, cost.preprocess_us, cost.compute_us, total_us);
   } else {
     const absl::Status& status = result.status();
     const auto level = status.code() == absl::StatusCode::kInternal ? spdlog::level::err
                                                                      : spdlog::level::info;
-    spdlog::log(level, "event=classify request_id={}{}{} model=\"{}\" code={} total_us={} "
-                       "message=\"{}\"",
-                request.call.request_id,
-                request.call.client_request_id.empty() ? "" : " client_request_id=",
-                request.call.client_request_id, absl::CHexEscape(model),
-                absl::StatusCodeToString(status.code()), total_us, std::string(status.message()));
+    spdlog::log(level, "event=classify request_id={} model={} code={} total_us={} message={}",
+                ids, model, absl::StatusCodeToString(status.code()), total_us,
+                LogQuoted(status.message(), 512));
   }
   Done done = std::move(request.done);
   request.done = nullptr;

@@ -49,11 +49,11 @@ class CancelToken {
   static std::shared_ptr<const std::atomic<bool>> Flag(const std::shared_ptr<CancelToken>& token);
   // Called once the request is queued; returns whether it was cancelled
   // meanwhile.
-  bool SetScheduler(BatchScheduler* scheduler);
+  bool SetQueue(BatchScheduler::Queue* queue);
 
  private:
   std::atomic<bool> cancelled_{false};
-  std::atomic<BatchScheduler*> scheduler_{nullptr};
+  std::atomic<BatchScheduler::Queue*> queue_{nullptr};
 };
 
 // What the pipeline knows of the call a request came in.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "models/cpu/threads.h"
+#include "server/observability/log_fields.h"
 
 namespace clca::server {
 namespace {
@@ -32,9 +34,10 @@ double ClientKeepRate(float value) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ServableModel>> ServableModel::Create(Spec spec,
+absl::StatusOr<std::shared_ptr<ServableModel>> ServableModel::Create(Spec spec,
+                                                                     BatchScheduler* scheduler,
                                                                      ModelMetrics* metrics) {
-  std::unique_ptr<ServableModel> servable(new ServableModel(std::move(spec), metrics));
+  std::shared_ptr<ServableModel> servable(new ServableModel(std::move(spec), metrics));
   const Spec& s = servable->spec_;
   const KeepRatePolicy& policy = s.serving.keep_rate;
   servable->default_keep_rate_ = policy.default_rate.value_or(s.model->config().keep_rate);
@@ -43,6 +46,13 @@ absl::StatusOr<std::unique_ptr<ServableModel>> ServableModel::Create(Spec spec,
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: default keep rate %g is outside the allowed range [%g, %g]", s.path, rate,
         policy.min, policy.max));
+  }
+  for (double warm : s.serving.warmup.keep_rates) {
+    if (warm < policy.min || warm > policy.max) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: serving.json: warm-up keep rate %g is outside the allowed range [%g, %g]", s.path,
+          warm, policy.min, policy.max));
+    }
   }
   absl::StatusOr<Cost> full = EstimateCost(s.model->config(), 1.0);
   if (!full.ok()) return full.status();
@@ -53,39 +63,91 @@ absl::StatusOr<std::unique_ptr<ServableModel>> ServableModel::Create(Spec spec,
     servable->standard_costs_.emplace_back(keep_rate, *std::move(cost));
   }
 
-  BatchSchedulerOptions options = s.serving.batching;
+  QueueOptions options = s.serving.batching;
   options.name = absl::StrCat(s.name, "/", s.version);
-  const int threads = s.serving.intra_op_threads > 0 ? s.serving.intra_op_threads
-                      : s.default_intra_op_threads > 0
-                          ? s.default_intra_op_threads
-                          : std::max(1, HardwareThreads() / std::max(1, options.num_workers));
-  servable->intra_op_threads_ = threads;
-  BatchScheduler::Hooks hooks;
-  hooks.worker_started = [self = servable.get(), threads] {
-    SetIntraOpThreads(threads);
-    self->WarmUp();
+  BatchScheduler::QueueHooks hooks;
+  const std::string name = s.name;
+  const int64_t version = s.version;
+  hooks.batch_failed = [name, version](uint64_t batch_id, const std::string& cause) {
+    spdlog::error("event=batch_failed model={} version={} batch_id={} cause={}",
+                  LogQuoted(name), version, batch_id, LogQuoted(cause, 512));
   };
-  ModelMetrics* m = servable->metrics_;
-  hooks.queue_depth_changed = [m](size_t depth) {
-    if (m != nullptr) m->queue_depth->Set(static_cast<double>(depth));
+  hooks.queue_depth_changed = [metrics](size_t depth) {
+    if (metrics != nullptr) metrics->queue_depth->Set(static_cast<double>(depth));
   };
-  ServableModel* self = servable.get();
-  absl::StatusOr<std::unique_ptr<BatchScheduler>> scheduler = BatchScheduler::Create(
+  // The batch function holds the version while it runs; a version already
+  // gone has no tasks left to run.
+  std::weak_ptr<ServableModel> weak = servable;
+  absl::StatusOr<std::unique_ptr<BatchScheduler::Queue>> queue = scheduler->AddQueue(
       options,
-      [self](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) {
-        self->RunBatch(std::move(batch), batch_id);
+      [weak](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) {
+        if (std::shared_ptr<ServableModel> self = weak.lock()) {
+          self->RunBatch(std::move(batch), batch_id);
+        }
       },
       std::move(hooks));
-  if (!scheduler.ok()) {
+  if (!queue.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(s.path, ": serving.json: ", scheduler.status().message()));
+        absl::StrCat(s.path, ": serving.json: ", queue.status().message()));
   }
-  servable->scheduler_ = *std::move(scheduler);
+  servable->queue_ = *std::move(queue);
   return servable;
 }
 
 ServableModel::ServableModel(Spec spec, ModelMetrics* metrics)
     : spec_(std::move(spec)), metrics_(metrics) {}
+
+ServableModel::~ServableModel() {
+  // Leaves the scheduler before the model it runs is freed.
+  queue_.reset();
+  if (spec_.on_destroyed) spec_.on_destroyed();
+}
+
+absl::Status ServableModel::WarmUp() {
+  if (!spec_.serving.warmup.enabled) return absl::OkStatus();
+  std::vector<int> sizes = spec_.serving.warmup.batch_sizes;
+  if (sizes.empty()) sizes = {1, spec_.serving.batching.max_batch_size};
+  std::vector<double> rates = spec_.serving.warmup.keep_rates;
+  if (rates.empty()) rates = {default_keep_rate_};
+  const int side = config().input_size;
+  const torch::Tensor blank = torch::zeros({3, side, side});
+  for (double rate : rates) {
+    for (int size : sizes) {
+      // `size` tasks of one keep rate, run as one batch (flushed at once).
+      absl::Mutex mu;
+      int left = size;
+      absl::Status failure;
+      for (int i = 0; i < size; ++i) {
+        auto task = std::make_unique<InferenceTask>();
+        task->request_id = "warm-up";
+        task->image = blank;
+        task->keep_rate = rate;
+        task->warm_up = true;
+        task->done = [&mu, &left, &failure](absl::StatusOr<TaskResult> result) {
+          absl::MutexLock lock(&mu);
+          if (!result.ok() && failure.ok()) failure = result.status();
+          --left;
+        };
+        if (absl::Status scheduled = queue_->Schedule(&task); !scheduled.ok()) {
+          absl::MutexLock lock(&mu);
+          left -= size - i;
+          if (failure.ok()) failure = scheduled;
+          break;
+        }
+      }
+      queue_->RunNow();
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(
+          +[](int* n) { return *n == 0; }, &left));
+      if (!failure.ok()) {
+        return absl::Status(failure.code(), absl::StrCat("warm-up at batch size ", size,
+                                                         ", keep rate ", rate, ": ",
+                                                         failure.message()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<double> ServableModel::ResolveKeepRate(std::optional<float> requested) const {
   if (!requested) return default_keep_rate_;
@@ -100,78 +162,76 @@ absl::StatusOr<double> ServableModel::ResolveKeepRate(std::optional<float> reque
   return rate;
 }
 
-void ServableModel::WarmUp() const {
-  // The first forward pass allocates and starts thread pools; pay for it
-  // before the first request does.
-  const int size = config().input_size;
-  try {
-    c10::InferenceMode inference;
-    absl::StatusOr<ForwardResult> result =
-        spec_.model->Forward(torch::zeros({1, 3, size, size}), default_keep_rate_);
-    if (!result.ok()) {
-      spdlog::warn("event=warm_up_failed model={} version={} cause=\"{}\"", spec_.name,
-                   spec_.version, std::string(result.status().message()));
-    }
-  } catch (const std::exception& e) {
-    spdlog::warn("event=warm_up_failed model={} version={} cause=\"{}\"", spec_.name,
-                 spec_.version, e.what());
-  }
-}
-
 void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
                              uint64_t batch_id) const {
   const TimePoint start = Clock::Real()->Now();
-  const double keep_rate = batch.front()->keep_rate;
   const auto batch_size = static_cast<int>(batch.size());
-  absl::StatusOr<Cost> cost = EstimateCost(config(), keep_rate);
-  torch::Tensor probabilities;
-  std::vector<int64_t> tokens;
-  absl::Status status = cost.status();
-  if (status.ok()) {
-    try {
-      c10::InferenceMode inference;
-      std::vector<torch::Tensor> images;
-      images.reserve(batch.size());
-      for (const auto& task : batch) images.push_back(task->image);
-      absl::StatusOr<ForwardResult> result = spec_.model->Forward(torch::stack(images), keep_rate);
-      if (result.ok()) {
-        probabilities = torch::softmax(result->logits.to(torch::kCPU, torch::kFloat32), 1)
-                            .contiguous();
-        tokens = std::move(result->tokens);
-      } else {
-        status = result.status();
+  // Tasks by keep rate: each keep rate is one forward pass.
+  std::map<double, std::vector<int>> by_rate;
+  for (int i = 0; i < batch_size; ++i) by_rate[batch[i]->keep_rate].push_back(i);
+  std::vector<torch::Tensor> probabilities(batch.size());
+  std::vector<std::vector<int64_t>> tokens(batch.size());
+  std::vector<double> gmacs(batch.size());
+  absl::Status status;
+  try {
+    c10::InferenceMode inference;
+    for (const auto& [keep_rate, members] : by_rate) {
+      absl::StatusOr<Cost> cost = EstimateCost(config(), keep_rate);
+      if (!cost.ok()) {
+        status = cost.status();
+        break;
       }
-    } catch (const std::exception& e) {
-      status = absl::InternalError(e.what());
+      std::vector<torch::Tensor> images;
+      images.reserve(members.size());
+      for (int i : members) images.push_back(batch[i]->image);
+      absl::StatusOr<ForwardResult> result = spec_.model->Forward(torch::stack(images), keep_rate);
+      if (!result.ok()) {
+        status = result.status();
+        break;
+      }
+      const torch::Tensor p =
+          torch::softmax(result->logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
+      for (size_t m = 0; m < members.size(); ++m) {
+        probabilities[members[m]] = p[static_cast<int64_t>(m)];
+        tokens[members[m]] = result->tokens;
+        gmacs[members[m]] = cost->gmacs();
+      }
     }
+  } catch (const std::exception& e) {
+    status = absl::InternalError(e.what());
   }
   const TimePoint end = Clock::Real()->Now();
   if (!status.ok()) {
-    spdlog::error("event=batch_failed model={} version={} batch_id={} batch_size={} cause=\"{}\"",
-                  spec_.name, spec_.version, batch_id, batch_size, std::string(status.message()));
+    spdlog::error("event=batch_failed model={} version={} batch_id={} batch_size={} cause={}",
+                  LogQuoted(spec_.name), spec_.version, batch_id, batch_size,
+                  LogQuoted(status.message(), 512));
     for (auto& task : batch) {
       task->Finish(absl::InternalError(
           absl::StrCat("the model failed on this batch (batch ", batch_id, "); see server log")));
     }
     return;
   }
-  if (metrics_ != nullptr) {
+  const bool warm_up = batch.front()->warm_up;
+  if (metrics_ != nullptr && !warm_up) {
+    double batch_gmacs = 0;
+    for (double g : gmacs) batch_gmacs += g;
     metrics_->batches->Increment();
     metrics_->inferred_images->Increment(batch_size);
-    metrics_->gmacs->Increment(cost->gmacs() * batch_size);
+    metrics_->gmacs->Increment(batch_gmacs);
     metrics_->compute_seconds->Observe(Seconds(end - start));
     metrics_->batch_size->Observe(batch_size);
-    metrics_->keep_rate->Observe(keep_rate);
+    for (const auto& [keep_rate, members] : by_rate) {
+      for (size_t m = 0; m < members.size(); ++m) metrics_->keep_rate->Observe(keep_rate);
+    }
   }
-  spdlog::debug("event=batch model={} version={} batch_id={} batch_size={} keep_rate={} "
+  spdlog::debug("event=batch model={} version={} batch_id={} batch_size={} keep_rates={} "
                 "compute_us={}",
-                spec_.name, spec_.version, batch_id, batch_size, keep_rate,
+                LogQuoted(spec_.name), spec_.version, batch_id, batch_size, by_rate.size(),
                 std::chrono::duration_cast<std::chrono::microseconds>(end - start).count());
-  const int64_t num_classes = probabilities.size(1);
-  const float* data = probabilities.data_ptr<float>();
   for (int i = 0; i < batch_size; ++i) {
     InferenceTask& task = *batch[i];
-    const float* row = data + i * num_classes;
+    const int64_t num_classes = probabilities[i].size(0);
+    const float* row = probabilities[i].data_ptr<float>();
     std::vector<int> order(num_classes);
     for (int c = 0; c < num_classes; ++c) order[c] = c;
     const int k = std::min<int>(task.top_k, static_cast<int>(num_classes));
@@ -182,13 +242,15 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
       result.class_ids.push_back(order[j]);
       result.scores.push_back(row[order[j]]);
     }
-    result.tokens = tokens;
-    result.gmacs = cost->gmacs();
+    result.tokens = std::move(tokens[i]);
+    result.gmacs = gmacs[i];
     result.batch_size = batch_size;
     result.batch_id = batch_id;
     result.queue_time = start - task.enqueue_time;
     result.compute_time = end - start;
-    if (metrics_ != nullptr) metrics_->queue_seconds->Observe(Seconds(result.queue_time));
+    if (metrics_ != nullptr && !warm_up) {
+      metrics_->queue_seconds->Observe(Seconds(result.queue_time));
+    }
     task.Finish(std::move(result));
   }
 }

@@ -1,11 +1,15 @@
 // One loaded model version: the model, its labels and serving configuration,
-// and the batch scheduler whose workers run it.
+// and its queue on the server's shared batch scheduler. Held by
+// std::shared_ptr: a request keeps the version it was accepted on until it
+// is answered, even after the version is unloaded.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,7 +25,14 @@ namespace clca::server {
 // Keep rates whose cost ModelInfo reports.
 inline constexpr double kStandardKeepRates[] = {0.1, 0.25, 0.5, 0.7, 1.0};
 
-class ServableModel {
+// The worker pool every version computes on.
+struct PoolLayout {
+  int workers = 1;
+  // LibTorch intra-op threads of each worker.
+  int intra_op_threads = 1;
+};
+
+class ServableModel : public std::enable_shared_from_this<ServableModel> {
  public:
   struct Spec {
     std::string name;
@@ -31,50 +42,56 @@ class ServableModel {
     std::unique_ptr<ClcaModel> model;
     std::vector<std::string> labels;
     ServingConfig serving;
-    // LibTorch intra-op threads per worker when serving.json gives none;
-    // 0: the hardware threads shared among the workers.
-    int default_intra_op_threads = 0;
+    PoolLayout pool;
+    // Called when the servable is destroyed (its last call answered); must
+    // not block.
+    std::function<void()> on_destroyed;
   };
 
-  // Checks the keep-rate policy against the model and starts the workers.
-  static absl::StatusOr<std::unique_ptr<ServableModel>> Create(Spec spec, ModelMetrics* metrics);
+  // Checks the keep-rate policy against the model and opens its queue on
+  // `scheduler`, which must outlive it.
+  static absl::StatusOr<std::shared_ptr<ServableModel>> Create(Spec spec,
+                                                               BatchScheduler* scheduler,
+                                                               ModelMetrics* metrics);
+  ~ServableModel();
+
+  // Runs the warm-up forward passes of serving.json through the scheduler
+  // and waits for them: afterwards the version's first calls find their
+  // kernels ready. An error when a pass fails.
+  absl::Status WarmUp();
 
   const std::string& name() const { return spec_.name; }
   int64_t version() const { return spec_.version; }
+  const std::string& path() const { return spec_.path; }
   const ModelConfig& config() const { return spec_.model->config(); }
   const std::vector<std::string>& labels() const { return spec_.labels; }
   const ClcaModel& model() const { return *spec_.model; }
   const ServingConfig& serving() const { return spec_.serving; }
-  // The cost at each of kStandardKeepRates.
-  const std::vector<std::pair<double, Cost>>& standard_costs() const { return standard_costs_; }
+  const PoolLayout& pool() const { return spec_.pool; }
   double default_keep_rate() const { return default_keep_rate_; }
   ModelMetrics* metrics() const { return metrics_; }
-  BatchScheduler* scheduler() const { return scheduler_.get(); }
+  BatchScheduler::Queue* queue() const { return queue_.get(); }
+  // The cost at each of kStandardKeepRates.
+  const std::vector<std::pair<double, Cost>>& standard_costs() const { return standard_costs_; }
 
   // The keep rate a request asks for, or the default; INVALID_ARGUMENT when
   // it is not finite or outside the allowed range.
   absl::StatusOr<double> ResolveKeepRate(std::optional<float> requested) const;
 
-  // LibTorch intra-op threads of each of its workers.
-  int intra_op_threads() const { return intra_op_threads_; }
-
   // Multiply-accumulates per image at keep rate 1, in billions.
   double gmacs_full() const { return full_cost_.gmacs(); }
 
  private:
-  explicit ServableModel(Spec spec, ModelMetrics* metrics);
-  // Runs one forward pass on a blank image (on each worker, at its start).
-  void WarmUp() const;
+  ServableModel(Spec spec, ModelMetrics* metrics);
   // Runs on a worker thread: one forward pass, then completes every task.
   void RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) const;
 
   Spec spec_;
   ModelMetrics* metrics_;
   double default_keep_rate_ = 1.0;
-  int intra_op_threads_ = 1;
   Cost full_cost_;
   std::vector<std::pair<double, Cost>> standard_costs_;
-  std::unique_ptr<BatchScheduler> scheduler_;
+  std::unique_ptr<BatchScheduler::Queue> queue_;
 };
 
 }  // namespace clca::server

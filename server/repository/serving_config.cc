@@ -65,6 +65,48 @@ absl::Status ParseKeepRate(const json& v, KeepRatePolicy* policy) {
   return absl::OkStatus();
 }
 
+absl::Status ParseWarmUp(const json& v, WarmUpConfig* warmup) {
+  if (v.is_boolean()) {
+    warmup->enabled = v.get<bool>();
+    return absl::OkStatus();
+  }
+  if (!v.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'warmup' must be false or an object {\"batch_sizes\", \"keep_rates\"}, got ",
+        v.dump()));
+  }
+  for (const auto& [key, value] : v.items()) {
+    if (!value.is_array() || value.empty() || value.size() > 16) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'warmup.", key, "' must be a list of 1 to 16 values, got ", value.dump()));
+    }
+    if (key == "batch_sizes") {
+      warmup->batch_sizes.clear();
+      for (const json& size : value) {
+        if (!size.is_number_integer() || size.get<int64_t>() < 1 || size.get<int64_t>() > 4096) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "'warmup.batch_sizes' holds integers from 1 to 4096, got ", size.dump()));
+        }
+        warmup->batch_sizes.push_back(size.get<int>());
+      }
+    } else if (key == "keep_rates") {
+      warmup->keep_rates.clear();
+      for (const json& rate : value) {
+        if (!rate.is_number() || !std::isfinite(rate.get<double>()) || rate.get<double>() <= 0 ||
+            rate.get<double>() > 1) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "'warmup.keep_rates' holds numbers in (0, 1], got ", rate.dump()));
+        }
+        warmup->keep_rates.push_back(rate.get<double>());
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown key 'warmup.", key, "' (expected batch_sizes, keep_rates)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Precision> ParsePrecision(const json& v) {
   const std::string name = v.is_string() ? absl::AsciiStrToLower(v.get<std::string>()) : "";
   if (name == "float32" || name == "fp32") return Precision::kFloat32;
@@ -94,7 +136,7 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
   static const std::set<std::string> kKeys = {"max_batch_size", "max_queue_delay_us",
                                               "queue_capacity", "workers",
                                               "intra_op_threads", "keep_rate",
-                                              "precision"};
+                                              "precision", "warmup", "mix_keep_rates"};
   for (const auto& [key, value] : object.items()) {
     if (kKeys.count(key) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "' (expected one of ",
@@ -102,7 +144,7 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
     }
   }
   ServingConfig config = defaults;
-  BatchSchedulerOptions& batching = config.batching;
+  QueueOptions& batching = config.batching;
   int64_t value = batching.max_batch_size;
   if (absl::Status s = ReadPositiveInt(object, "max_batch_size", 1, &value); !s.ok()) return s;
   batching.max_batch_size = static_cast<int>(value);
@@ -114,9 +156,10 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
   value = batching.queue_capacity;
   if (absl::Status s = ReadPositiveInt(object, "queue_capacity", 1, &value); !s.ok()) return s;
   batching.queue_capacity = static_cast<int>(value);
-  value = batching.num_workers;
+  value = config.workers;
   if (absl::Status s = ReadPositiveInt(object, "workers", 1, &value); !s.ok()) return s;
-  batching.num_workers = static_cast<int>(value);
+  config.workers = static_cast<int>(value);
+  batching.max_concurrent_batches = config.workers;
   value = config.intra_op_threads;
   if (absl::Status s = ReadPositiveInt(object, "intra_op_threads", 0, &value); !s.ok()) return s;
   config.intra_op_threads = static_cast<int>(value);
@@ -127,6 +170,16 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
     absl::StatusOr<Precision> precision = ParsePrecision(object["precision"]);
     if (!precision.ok()) return precision.status();
     config.precision = *precision;
+  }
+  if (object.contains("mix_keep_rates")) {
+    if (!object["mix_keep_rates"].is_boolean()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'mix_keep_rates' must be true or false, got ", object["mix_keep_rates"].dump()));
+    }
+    batching.mix_keep_rates = object["mix_keep_rates"].get<bool>();
+  }
+  if (object.contains("warmup")) {
+    if (absl::Status s = ParseWarmUp(object["warmup"], &config.warmup); !s.ok()) return s;
   }
   return config;
 }

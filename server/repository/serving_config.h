@@ -23,14 +23,31 @@ struct KeepRatePolicy {
   double max = 1.0;
 };
 
+// The forward passes a version runs before it takes calls, so that its first
+// real call finds its kernels and buffers ready.
+struct WarmUpConfig {
+  // false ("warmup": false): the version takes calls once loaded, and its
+  // first calls pay for what warm-up would have done.
+  bool enabled = true;
+  // Empty: 1 and max_batch_size.
+  std::vector<int> batch_sizes;
+  // Empty: the default keep rate.
+  std::vector<double> keep_rates;
+};
+
 struct ServingConfig {
-  // max_batch_size, max_queue_delay_us, queue_capacity, workers.
-  BatchSchedulerOptions batching;
+  // max_batch_size, max_queue_delay_us, queue_capacity, workers (as
+  // max_concurrent_batches), mix_keep_rates.
+  QueueOptions batching;
   KeepRatePolicy keep_rate;
-  // LibTorch intra-op threads of each worker; 0: the server's default.
+  // The worker pool's layout this version asks for: workers and LibTorch
+  // intra-op threads of each (0: not given). The pool is shared by every
+  // version; see PoolLayout in model_repository.h.
+  int workers = 0;
   int intra_op_threads = 0;
   // "float32", "bfloat16" or "float16" (also "fp32", "bf16", "fp16").
   Precision precision = Precision::kFloat32;
+  WarmUpConfig warmup;
 };
 
 // Parses serving.json. Unknown keys and out-of-range values are

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "server/batching/batch_policy.h"
 #include "server/batching/clock.h"
 #include "server/batching/task_queue.h"
@@ -106,6 +107,26 @@ TEST(TaskQueueTest, RemoveExpiredTakesPastDeadlinesAndCancelled) {
   EXPECT_EQ(queue.CountWithKeepRate(0.5), 1u);
 }
 
+// Polls `value` until it is zero (for the end of work on another thread).
+template <typename Value>
+bool WaitForZero(Value value) {
+  for (int i = 0; i < 60000; ++i) {
+    if (value() == 0) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return value() == 0;
+}
+
+BatchingPolicy Policy(size_t max_batch_size, milliseconds delay, bool mix = false) {
+  BatchingPolicy policy;
+  policy.max_batch_size = max_batch_size;
+  policy.max_queue_delay = delay;
+  policy.mix_keep_rates = mix;
+  return policy;
+}
+
+constexpr TimePoint kNoFlush = TimePoint::min();
+
 TEST(BatchPolicyTest, WaitsForTheOldestTasksDelay) {
   TaskQueue queue(16);
   const TimePoint t0 = Clock::Real()->Now();
@@ -113,11 +134,12 @@ TEST(BatchPolicyTest, WaitsForTheOldestTasksDelay) {
   ASSERT_TRUE(queue.Push(&task, t0).ok());
   task = MakeTask(0.5);
   ASSERT_TRUE(queue.Push(&task, t0 + milliseconds(3)).ok());
-  BatchDecision d = DecideNextBatch(queue, 4, milliseconds(5), t0 + milliseconds(4), false);
+  BatchDecision d =
+      DecideNextBatch(queue, Policy(4, milliseconds(5)), t0 + milliseconds(4), kNoFlush, -1);
   EXPECT_FALSE(d.ready);
   // Measured from the oldest arrival, not the newest.
   EXPECT_EQ(d.wake_at, t0 + milliseconds(5));
-  d = DecideNextBatch(queue, 4, milliseconds(5), t0 + milliseconds(5), false);
+  d = DecideNextBatch(queue, Policy(4, milliseconds(5)), t0 + milliseconds(5), kNoFlush, -1);
   EXPECT_TRUE(d.ready);
   EXPECT_EQ(d.keep_rate, 0.5);
 }
@@ -125,31 +147,79 @@ TEST(BatchPolicyTest, WaitsForTheOldestTasksDelay) {
 TEST(BatchPolicyTest, FullBatchOrFlushRunsAtOnce) {
   TaskQueue queue(16);
   const TimePoint t0 = Clock::Real()->Now();
-  EXPECT_FALSE(DecideNextBatch(queue, 2, milliseconds(5), t0, true).ready);
+  EXPECT_FALSE(DecideNextBatch(queue, Policy(2, milliseconds(5)), t0, TimePoint::max(), -1).ready);
   auto task = MakeTask(0.5);
   ASSERT_TRUE(queue.Push(&task, t0).ok());
-  EXPECT_FALSE(DecideNextBatch(queue, 2, milliseconds(5), t0, false).ready);
-  EXPECT_TRUE(DecideNextBatch(queue, 2, milliseconds(5), t0, true).ready);
+  EXPECT_FALSE(DecideNextBatch(queue, Policy(2, milliseconds(5)), t0, kNoFlush, -1).ready);
+  EXPECT_TRUE(DecideNextBatch(queue, Policy(2, milliseconds(5)), t0, TimePoint::max(), -1).ready);
+  // Flushing what arrived up to a moment: the task that came at t0 runs.
+  EXPECT_TRUE(DecideNextBatch(queue, Policy(2, milliseconds(5)), t0, t0, -1).ready);
+  EXPECT_FALSE(
+      DecideNextBatch(queue, Policy(2, milliseconds(5)), t0, t0 - milliseconds(1), -1).ready);
   // A full batch of another keep rate does not wait behind the oldest task.
   for (int i = 0; i < 2; ++i) {
     task = MakeTask(0.25);
     ASSERT_TRUE(queue.Push(&task, t0).ok());
   }
-  BatchDecision d = DecideNextBatch(queue, 2, milliseconds(5), t0, false);
+  BatchDecision d = DecideNextBatch(queue, Policy(2, milliseconds(5)), t0, kNoFlush, -1);
   EXPECT_TRUE(d.ready);
   EXPECT_EQ(d.keep_rate, 0.25);
 }
 
-// Records every batch the scheduler runs.
+TEST(BatchPolicyTest, ReadyKeepRatesTakeTurns) {
+  TaskQueue queue(64);
+  const TimePoint t0 = Clock::Real()->Now();
+  for (double rate : {0.1, 0.5, 1.0}) {
+    for (int i = 0; i < 4; ++i) {
+      auto task = MakeTask(rate);
+      ASSERT_TRUE(queue.Push(&task, t0).ok());
+    }
+  }
+  const BatchingPolicy policy = Policy(2, milliseconds(5));
+  // Every keep rate is full; the turn goes round, not to the lowest.
+  double last = -1;
+  std::vector<double> order;
+  for (int i = 0; i < 6; ++i) {
+    BatchDecision d = DecideNextBatch(queue, policy, t0, kNoFlush, last);
+    ASSERT_TRUE(d.ready);
+    order.push_back(d.keep_rate);
+    queue.PopBatch(d.keep_rate, 2);
+    last = d.keep_rate;
+  }
+  EXPECT_THAT(order, ElementsAre(0.1, 0.5, 1.0, 0.1, 0.5, 1.0));
+}
+
+TEST(BatchPolicyTest, MixedBatchesTakeTheOldestWhateverTheirKeepRate) {
+  TaskQueue queue(64);
+  const TimePoint t0 = Clock::Real()->Now();
+  const double rates[] = {1.0, 0.1, 0.5, 0.1};
+  for (int i = 0; i < 4; ++i) {
+    auto task = MakeTask(rates[i]);
+    task->request_id = std::to_string(i);
+    ASSERT_TRUE(queue.Push(&task, t0 + milliseconds(i)).ok());
+  }
+  const BatchingPolicy policy = Policy(3, milliseconds(50), /*mix=*/true);
+  BatchDecision d = DecideNextBatch(queue, policy, t0 + milliseconds(4), kNoFlush, -1);
+  ASSERT_TRUE(d.ready);
+  std::vector<std::string> ids;
+  for (const auto& task : queue.PopOldest(3)) ids.push_back(task->request_id);
+  EXPECT_THAT(ids, ElementsAre("0", "1", "2"));
+  d = DecideNextBatch(queue, policy, t0 + milliseconds(4), kNoFlush, -1);
+  EXPECT_FALSE(d.ready);
+  EXPECT_EQ(d.wake_at, t0 + milliseconds(3) + milliseconds(50));
+}
+
+// Records every batch the scheduler runs, by queue.
 class FakeModel {
  public:
-  BatchScheduler::ProcessBatchFn Fn() {
-    return [this](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) {
+  BatchScheduler::ProcessBatchFn Fn(const std::string& name = "") {
+    return [this, name](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) {
       std::vector<double> rates;
       for (const auto& task : batch) rates.push_back(task->keep_rate);
       {
         absl::MutexLock lock(&mu_);
         batches_.push_back(rates);
+        queues_.push_back(name);
       }
       for (auto& task : batch) {
         TaskResult result;
@@ -164,42 +234,61 @@ class FakeModel {
     absl::MutexLock lock(&mu_);
     return batches_;
   }
+  std::vector<std::string> queues() {
+    absl::MutexLock lock(&mu_);
+    return queues_;
+  }
 
  private:
   absl::Mutex mu_;
   std::vector<std::vector<double>> batches_;
+  std::vector<std::string> queues_;
 };
 
-BatchSchedulerOptions Options(int max_batch_size, milliseconds delay, int capacity = 64,
-                              Clock* clock = nullptr) {
-  BatchSchedulerOptions options;
+QueueOptions Options(int max_batch_size, milliseconds delay, int capacity = 64) {
+  QueueOptions options;
   options.max_batch_size = max_batch_size;
   options.max_queue_delay = delay;
   options.queue_capacity = capacity;
-  options.clock = clock;
   return options;
 }
 
+// A scheduler of `workers` threads on `clock` (null: the real one).
+std::unique_ptr<BatchScheduler> Scheduler(Clock* clock = nullptr, int workers = 1) {
+  BatchScheduler::Options options;
+  options.num_workers = workers;
+  options.clock = clock;
+  auto scheduler = BatchScheduler::Create(options);
+  EXPECT_TRUE(scheduler.ok());
+  return *std::move(scheduler);
+}
+
 TEST(BatchSchedulerTest, RejectsBadOptions) {
+  BatchScheduler::Options bad;
+  bad.num_workers = 0;
+  EXPECT_FALSE(BatchScheduler::Create(bad).ok());
+  auto scheduler = Scheduler();
   FakeModel model;
-  EXPECT_FALSE(BatchScheduler::Create(Options(0, milliseconds(1)), model.Fn()).ok());
-  EXPECT_FALSE(BatchScheduler::Create(Options(1, milliseconds(1), 0), model.Fn()).ok());
-  BatchSchedulerOptions options;
-  options.num_workers = 0;
-  EXPECT_FALSE(BatchScheduler::Create(options, model.Fn()).ok());
+  EXPECT_FALSE(scheduler->AddQueue(Options(0, milliseconds(1)), model.Fn()).ok());
+  EXPECT_FALSE(scheduler->AddQueue(Options(1, milliseconds(1), 0), model.Fn()).ok());
+  QueueOptions negative = Options(1, milliseconds(1));
+  negative.max_concurrent_batches = -1;
+  EXPECT_FALSE(scheduler->AddQueue(negative, model.Fn()).ok());
+  EXPECT_FALSE(scheduler->AddQueue(Options(1, milliseconds(1)), nullptr).ok());
 }
 
 TEST(BatchSchedulerTest, FullBatchRunsWithoutWaitingForTheDelay) {
   FakeModel model;
-  auto scheduler = BatchScheduler::Create(Options(4, milliseconds(10000)), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
+  auto scheduler = Scheduler();
+  auto queue = scheduler->AddQueue(Options(4, milliseconds(10000)), model.Fn());
+  ASSERT_TRUE(queue.ok());
   std::vector<Outcome> outcomes(4);
   for (Outcome& outcome : outcomes) {
     auto task = MakeTask(0.5, &outcome);
-    ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
   }
   for (Outcome& outcome : outcomes) {
-    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
     EXPECT_TRUE(outcome.status.ok());
     EXPECT_EQ(outcome.result.batch_size, 4);
     EXPECT_EQ(outcome.result.batch_id, outcomes[0].result.batch_id);
@@ -210,43 +299,45 @@ TEST(BatchSchedulerTest, FullBatchRunsWithoutWaitingForTheDelay) {
 TEST(BatchSchedulerTest, PartialBatchRunsWhenTheDelayHasPassed) {
   FakeClock clock;
   FakeModel model;
-  auto scheduler = BatchScheduler::Create(Options(8, milliseconds(50), 64, &clock), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
+  auto scheduler = Scheduler(&clock);
+  auto queue = scheduler->AddQueue(Options(8, milliseconds(50)), model.Fn());
+  ASSERT_TRUE(queue.ok());
   Outcome a, b;
   const TimePoint start = clock.Now();
   auto task = MakeTask(0.5, &a, TimePoint::max(), &clock);
-  ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
   clock.Advance(milliseconds(10));
   task = MakeTask(0.5, &b, TimePoint::max(), &clock);
-  ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
   // The worker waits for the oldest task's delay, measured from its arrival.
   clock.BlockUntilWaiters(1);
   clock.Advance(milliseconds(39));
   EXPECT_FALSE(a.done.HasBeenNotified());
   clock.Advance(milliseconds(1));
-  ASSERT_TRUE(a.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  ASSERT_TRUE(b.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(a.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  ASSERT_TRUE(b.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
   EXPECT_EQ(a.when - start, milliseconds(50));
   EXPECT_EQ(a.result.batch_size, 2);
   EXPECT_EQ(model.batches().size(), 1u);
 }
 
-TEST(BatchSchedulerTest, BatchesNeverMixKeepRates) {
+TEST(BatchSchedulerTest, BatchesNeverMixKeepRatesUnlessAsked) {
   FakeClock clock;
   FakeModel model;
-  auto scheduler = BatchScheduler::Create(Options(4, milliseconds(5), 256, &clock), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
+  auto scheduler = Scheduler(&clock);
+  auto queue = scheduler->AddQueue(Options(4, milliseconds(5), 256), model.Fn());
+  ASSERT_TRUE(queue.ok());
   const double rates[] = {0.25, 0.5, 0.7, 1.0};
   std::vector<Outcome> outcomes(62);
   for (size_t i = 0; i < outcomes.size(); ++i) {
     auto task = MakeTask(rates[(i * 7) % 4], &outcomes[i], TimePoint::max(), &clock);
-    ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
   }
   // Full batches run at once; each keep rate's remainder once the delay passes.
   clock.BlockUntilWaiters(1);
   clock.Advance(milliseconds(5));
   for (Outcome& outcome : outcomes) {
-    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
     EXPECT_TRUE(outcome.status.ok());
   }
   std::map<double, size_t> images;
@@ -257,117 +348,274 @@ TEST(BatchSchedulerTest, BatchesNeverMixKeepRates) {
     if (batch.size() < 4) ++partial;
     images[batch.front()] += batch.size();
   }
-  // 62 tasks over four keep rates: 16, 16, 15 and 15, so two partial batches.
+  // 62 tasks over four keep rates: 16, 15, 15 and 16, so two partial batches.
   EXPECT_EQ(partial, 2u);
   EXPECT_EQ(model.batches().size(), 16u);
   EXPECT_THAT(images, ElementsAre(std::pair<const double, size_t>(0.25, 16),
                                   std::pair<const double, size_t>(0.5, 15),
                                   std::pair<const double, size_t>(0.7, 15),
                                   std::pair<const double, size_t>(1.0, 16)));
+
+  // Mixing: batches fill with whatever keep rates wait.
+  FakeModel mixed;
+  QueueOptions options = Options(4, milliseconds(60000), 256);
+  options.mix_keep_rates = true;
+  auto mixing = scheduler->AddQueue(options, mixed.Fn());
+  ASSERT_TRUE(mixing.ok());
+  std::vector<Outcome> more(8);
+  for (size_t i = 0; i < more.size(); ++i) {
+    auto task = MakeTask(rates[i % 4], &more[i], TimePoint::max(), &clock);
+    ASSERT_TRUE((*mixing)->Schedule(&task).ok());
+  }
+  for (Outcome& outcome : more) {
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  }
+  ASSERT_EQ(mixed.batches().size(), 2u);
+  for (const std::vector<double>& batch : mixed.batches()) {
+    EXPECT_THAT(batch, ElementsAre(0.25, 0.5, 0.7, 1.0));
+  }
+}
+
+TEST(BatchSchedulerTest, QueuesTakeTurnsOnTheSharedWorkers) {
+  FakeClock clock;
+  FakeModel model;
+  auto scheduler = Scheduler(&clock, /*workers=*/1);
+  // One worker; its first batch waits on `gate` while both queues fill up.
+  absl::Notification gate;
+  absl::Notification started;
+  auto blocker = scheduler->AddQueue(
+      Options(1, milliseconds(0)),
+      [&](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t) {
+        started.Notify();
+        gate.WaitForNotification();
+        for (auto& task : batch) task->Finish(TaskResult());
+      });
+  ASSERT_TRUE(blocker.ok());
+  auto task = MakeTask(1.0);
+  ASSERT_TRUE((*blocker)->Schedule(&task).ok());
+  started.WaitForNotification();
+  auto a = scheduler->AddQueue(Options(2, milliseconds(0)), model.Fn("a"));
+  auto b = scheduler->AddQueue(Options(2, milliseconds(0)), model.Fn("b"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<Outcome> outcomes(12);
+  for (int i = 0; i < 12; ++i) {
+    auto t = MakeTask(0.5, &outcomes[i], TimePoint::max(), &clock);
+    ASSERT_TRUE((i < 8 ? *a : *b)->Schedule(&t).ok());
+  }
+  gate.Notify();
+  for (Outcome& outcome : outcomes) {
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  }
+  // a had 8 waiting and b 4: they alternate while both have work.
+  EXPECT_THAT(model.queues(), ElementsAre("a", "b", "a", "b", "a", "a"));
+}
+
+TEST(BatchSchedulerTest, ConcurrentBatchesOfAQueueAreCapped) {
+  auto scheduler = Scheduler(nullptr, /*workers=*/3);
+  absl::Mutex mu;
+  int running = 0, most = 0;
+  absl::Notification release;
+  QueueOptions options = Options(1, milliseconds(0));
+  options.max_concurrent_batches = 1;
+  auto queue = scheduler->AddQueue(
+      options, [&](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t) {
+        {
+          absl::MutexLock lock(&mu);
+          most = std::max(most, ++running);
+        }
+        release.WaitForNotificationWithTimeout(absl::Milliseconds(100));
+        {
+          absl::MutexLock lock(&mu);
+          --running;
+        }
+        for (auto& task : batch) task->Finish(TaskResult());
+      });
+  ASSERT_TRUE(queue.ok());
+  std::vector<Outcome> outcomes(4);
+  for (Outcome& outcome : outcomes) {
+    auto task = MakeTask(0.5, &outcome);
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  }
+  for (Outcome& outcome : outcomes) {
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  }
+  EXPECT_EQ(most, 1);
 }
 
 TEST(BatchSchedulerTest, QueueFullIsResourceExhausted) {
   FakeModel model;
-  auto scheduler = BatchScheduler::Create(Options(64, milliseconds(10000), 2), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
+  auto scheduler = Scheduler();
+  auto queue = scheduler->AddQueue(Options(64, milliseconds(10000), 2), model.Fn());
+  ASSERT_TRUE(queue.ok());
   for (int i = 0; i < 2; ++i) {
     auto task = MakeTask(0.5);
-    ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
   }
   auto task = MakeTask(0.5);
-  EXPECT_EQ((*scheduler)->Schedule(&task).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*queue)->Schedule(&task).code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(task, nullptr);
-  EXPECT_EQ((*scheduler)->queue_depth(), 2u);
+  EXPECT_EQ((*queue)->depth(), 2u);
 }
 
 TEST(BatchSchedulerTest, DeadlinePassingInTheQueueFailsWithoutABatch) {
   FakeClock clock;
   FakeModel model;
-  auto scheduler =
-      BatchScheduler::Create(Options(64, milliseconds(60000), 64, &clock), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
+  auto scheduler = Scheduler(&clock);
+  auto queue = scheduler->AddQueue(Options(64, milliseconds(60000)), model.Fn());
+  ASSERT_TRUE(queue.ok());
   Outcome outcome;
   const TimePoint deadline = clock.Now() + milliseconds(50);
   auto task = MakeTask(0.5, &outcome, deadline, &clock);
-  ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
   // The worker waits for the queue delay, the timer for the deadline.
   clock.BlockUntilWaiters(2);
   clock.Advance(milliseconds(49));
   EXPECT_FALSE(outcome.done.HasBeenNotified());
   clock.Advance(milliseconds(1));
-  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(outcome.when, deadline);
   EXPECT_TRUE(model.batches().empty());
-  EXPECT_EQ((*scheduler)->queue_depth(), 0u);
+  EXPECT_EQ((*queue)->depth(), 0u);
 }
 
 TEST(BatchSchedulerTest, CancelledTaskIsDroppedBeforeItRuns) {
   FakeModel model;
-  auto scheduler = BatchScheduler::Create(Options(64, milliseconds(60000)), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
+  auto scheduler = Scheduler();
+  auto queue = scheduler->AddQueue(Options(64, milliseconds(60000)), model.Fn());
+  ASSERT_TRUE(queue.ok());
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   Outcome outcome;
   auto task = MakeTask(0.5, &outcome);
   task->cancelled = cancelled;
-  ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
   cancelled->store(true);
-  (*scheduler)->NotifyCancelled();
-  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  (*queue)->NotifyCancelled();
+  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kCancelled);
   EXPECT_TRUE(model.batches().empty());
 }
 
-TEST(BatchSchedulerTest, FlushRunsWaitingTasksAtOnce) {
+TEST(BatchSchedulerTest, FlushAndRunNowRunWaitingTasksAtOnce) {
   FakeModel model;
-  auto scheduler = BatchScheduler::Create(Options(64, milliseconds(60000)), model.Fn());
-  ASSERT_TRUE(scheduler.ok());
-  Outcome a, b;
+  auto scheduler = Scheduler();
+  auto queue = scheduler->AddQueue(Options(64, milliseconds(60000)), model.Fn());
+  ASSERT_TRUE(queue.ok());
+  Outcome a, b, c;
   auto task = MakeTask(0.5, &a);
-  ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
-  task = MakeTask(0.25, &b);
-  ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
-  (*scheduler)->Flush();
-  ASSERT_TRUE(a.done.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  ASSERT_TRUE(b.done.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  EXPECT_TRUE(a.status.ok());
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  (*queue)->RunNow();
+  ASSERT_TRUE(a.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  task = MakeTask(0.5, &b);
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  task = MakeTask(0.25, &c);
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  scheduler->FlushAll();
+  ASSERT_TRUE(b.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  ASSERT_TRUE(c.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
   EXPECT_TRUE(b.status.ok());
-  EXPECT_EQ(model.batches().size(), 2u);
+  EXPECT_TRUE(c.status.ok());
+  EXPECT_EQ(model.batches().size(), 3u);
 }
 
-TEST(BatchSchedulerTest, DestructionFailsWaitingTasks) {
+TEST(BatchSchedulerTest, RemovingAQueueFailsItsWaitingTasks) {
   FakeModel model;
+  auto scheduler = Scheduler();
   Outcome outcome;
   {
-    auto scheduler = BatchScheduler::Create(Options(64, milliseconds(60000)), model.Fn());
-    ASSERT_TRUE(scheduler.ok());
+    auto queue = scheduler->AddQueue(Options(64, milliseconds(60000)), model.Fn());
+    ASSERT_TRUE(queue.ok());
     auto task = MakeTask(0.5, &outcome);
-    ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
+    EXPECT_EQ(scheduler->queue_count(), 1u);
   }
   ASSERT_TRUE(outcome.done.HasBeenNotified());
   EXPECT_EQ(outcome.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(scheduler->queue_count(), 0u);
 }
 
-TEST(BatchSchedulerTest, ReportsQueueDepthAndStartsWorkers) {
+TEST(BatchSchedulerTest, AQueueRemovedFromInsideItsBatchLeavesAfterIt) {
+  auto scheduler = Scheduler();
+  std::unique_ptr<BatchScheduler::Queue> queue;
+  auto added = scheduler->AddQueue(
+      Options(1, milliseconds(0)), [&](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t) {
+        // As when a batch answers the last call of an unloaded version.
+        queue.reset();
+        for (auto& task : batch) task->Finish(TaskResult());
+      });
+  ASSERT_TRUE(added.ok());
+  queue = *std::move(added);
+  Outcome outcome;
+  auto task = MakeTask(0.5, &outcome);
+  ASSERT_TRUE(queue->Schedule(&task).ok());
+  ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_TRUE(outcome.status.ok());
+  EXPECT_TRUE(WaitForZero([&] { return scheduler->queue_count(); }));
+}
+
+TEST(BatchSchedulerTest, AThrowingBatchAnswersInternalAndTheWorkersGoOn) {
+  auto scheduler = Scheduler();
+  std::atomic<int> calls{0};
+  BatchScheduler::QueueHooks hooks;
+  std::string cause;
+  absl::Notification failed;
+  hooks.batch_failed = [&](uint64_t, const std::string& what) {
+    cause = what;
+    failed.Notify();
+  };
+  auto queue = scheduler->AddQueue(
+      Options(1, milliseconds(0)),
+      [&](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t) {
+        if (calls++ == 0) throw std::runtime_error("out of memory");
+        for (auto& task : batch) task->Finish(TaskResult());
+      },
+      hooks);
+  ASSERT_TRUE(queue.ok());
+  Outcome first, second;
+  auto task = MakeTask(0.5, &first);
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  ASSERT_TRUE(first.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(first.status.code(), absl::StatusCode::kInternal);
+  ASSERT_TRUE(failed.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(cause, "out of memory");
+  task = MakeTask(0.5, &second);
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  ASSERT_TRUE(second.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_TRUE(second.status.ok());
+}
+
+TEST(InferenceTaskTest, ATaskDestroyedUnansweredAnswersInternal) {
+  Outcome outcome;
+  MakeTask(0.5, &outcome).reset();
+  ASSERT_TRUE(outcome.done.HasBeenNotified());
+  EXPECT_EQ(outcome.status.code(), absl::StatusCode::kInternal);
+}
+
+TEST(BatchSchedulerTest, WorkersStartOnceAndMoreQueuesAddNoThread) {
   FakeModel model;
   std::atomic<int> workers{0};
   std::atomic<size_t> depth{0};
-  BatchScheduler::Hooks hooks;
-  hooks.worker_started = [&workers] { ++workers; };
+  BatchScheduler::QueueHooks hooks;
   hooks.queue_depth_changed = [&depth](size_t d) { depth = d; };
-  BatchSchedulerOptions options = Options(64, milliseconds(60000));
+  BatchScheduler::Options options;
   options.num_workers = 3;
+  options.worker_started = [&workers] { ++workers; };
+  auto scheduler = BatchScheduler::Create(options);
+  ASSERT_TRUE(scheduler.ok());
   {
-    auto scheduler = BatchScheduler::Create(options, model.Fn(), hooks);
-    ASSERT_TRUE(scheduler.ok());
+    auto first = (*scheduler)->AddQueue(Options(64, milliseconds(60000)), model.Fn(), hooks);
+    auto second = (*scheduler)->AddQueue(Options(64, milliseconds(60000)), model.Fn());
+    ASSERT_TRUE(first.ok() && second.ok());
     for (int i = 0; i < 3; ++i) {
       auto task = MakeTask(0.5);
-      ASSERT_TRUE((*scheduler)->Schedule(&task).ok());
+      ASSERT_TRUE((*first)->Schedule(&task).ok());
     }
     EXPECT_EQ(depth.load(), 3u);
+    EXPECT_EQ((*scheduler)->num_workers(), 3);
+    EXPECT_EQ((*scheduler)->queue_count(), 2u);
   }
-  EXPECT_EQ(workers.load(), 3);
   EXPECT_EQ(depth.load(), 0u);
+  EXPECT_TRUE(WaitForZero([&] { return static_cast<size_t>(3 - workers.load()); }));
 }
 
 }  // namespace

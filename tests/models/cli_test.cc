@@ -17,9 +17,12 @@ struct Output {
   std::string out;
 };
 
-// Runs `clca ARGS` and captures stdout (stderr goes to the test log).
-Output Clca(const std::string& args) {
-  const std::string cmd = std::string(CLCA_BINARY_DIR) + "/tools/clca " + args;
+// Runs `clca ARGS` and captures stdout (stderr goes to the test log), with
+// `env` (e.g. "-u GOMP_SPINCOUNT X=1", as env(1) takes it) changing the
+// environment.
+Output Clca(const std::string& args, const std::string& env = "") {
+  const std::string cmd =
+      "env " + env + " " + std::string(CLCA_BINARY_DIR) + "/tools/clca " + args;
   Output o;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return o;
@@ -122,11 +125,28 @@ void ExpectTimedPoint(const nlohmann::json& r) {
 
 // `clca bench --json` of a tiny ViT (48 wide, 64 px) with `flags`; null if
 // the command failed.
-nlohmann::json TinyBench(const std::string& flags) {
+nlohmann::json TinyBench(const std::string& flags, const std::string& env = "") {
   Output o = Clca("bench --model evit_vit_tiny_patch16_224 --embed-dim 48 --input-size 64 "
-                  "--warmup 1 --min-seconds 0 --json " + flags);
+                  "--warmup 1 --min-seconds 0 --json " + flags, env);
   EXPECT_EQ(o.code, 0);
   return o.code == 0 ? nlohmann::json::parse(o.out) : nlohmann::json();
+}
+
+// Started plainly, clca sets up the process itself: libgomp's brief spin and
+// malloc keeping freed memory; the environment overrides either.
+TEST(CliTest, BenchRunsWithTheProcessSettingsItSetsItself) {
+  const std::string plain = "-u GOMP_SPINCOUNT -u OMP_WAIT_POLICY -u CLCA_PROCESS_SETUP";
+  nlohmann::json j = TinyBench("--repeats 1", plain);
+  ASSERT_FALSE(j.is_null());
+  EXPECT_EQ(j["gomp_spincount"], "2000");
+  EXPECT_EQ(j["malloc_keeps_freed_memory"], true);
+  j = TinyBench("--repeats 1", plain + " GOMP_SPINCOUNT=100");
+  ASSERT_FALSE(j.is_null());
+  EXPECT_EQ(j["gomp_spincount"], "100");
+  j = TinyBench("--repeats 1", plain + " CLCA_PROCESS_SETUP=0");
+  ASSERT_FALSE(j.is_null());
+  EXPECT_EQ(j["gomp_spincount"], "");
+  EXPECT_EQ(j["malloc_keeps_freed_memory"], false);
 }
 
 TEST(CliTest, BenchTimesEveryPoint) {

@@ -249,6 +249,7 @@ TEST_F(ClassifyTest, StreamAnswersEveryItemWithItsOwnStatus) {
 
 TEST(VersionTest, HighestVersionByDefaultOrTheOneAskedFor) {
   TestRepository repository("", {1, 3});
+  repository.WriteModelConfig(kTestModel, R"({"version_policy": "all"})");
   ServerProcess server;
   ASSERT_TRUE(server.Start(repository.path()));
   auto client = server.NewClient();

@@ -82,7 +82,7 @@ TEST_F(ErrorsTest, UnknownModelOrVersionIsNotFoundListingWhatExists) {
 
   status = Classify(image, std::nullopt, 0, kTestModel, 7);
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
-  EXPECT_THAT(status.message(), AllOf(HasSubstr("version 7"), HasSubstr("loaded versions: 1")));
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("version 7"), HasSubstr("available versions: 1")));
 
   status = Classify(image, std::nullopt, 0, kTestModel, 0);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
@@ -113,8 +113,9 @@ TEST(ImageLimitsTest, OversizedImagesAreInvalidArgument) {
 }
 
 TEST(ModelFailureTest, FailingForwardIsInternalWithTheCauseLogged) {
-  // LibTorch 1.13 has no float16 convolution on CPU, so every forward fails.
-  TestRepository repository(R"({"precision": "float16"})");
+  // LibTorch 1.13 has no float16 convolution on CPU, so every forward fails;
+  // without warm-up, the version loads and its calls fail.
+  TestRepository repository(R"({"precision": "float16", "warmup": false})");
   ServerProcess server;
   ASSERT_TRUE(server.Start(repository.path()));
   ClassifyOptions options;
@@ -124,6 +125,27 @@ TEST(ModelFailureTest, FailingForwardIsInternalWithTheCauseLogged) {
   EXPECT_THAT(response.status().message(), HasSubstr("server log"));
   ASSERT_EQ(server.Stop(), std::optional<int>(0));
   EXPECT_THAT(server.output(), HasSubstr("event=batch_failed"));
+  EXPECT_THAT(server.output(), HasSubstr("Half"));
+}
+
+TEST(ModelFailureTest, AVersionFailingItsWarmUpIsFailedAndTheOthersServe) {
+  TestRepository repository;
+  repository.AddVersion("halfmodel", 1, R"({"precision": "float16"})");
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(repository.path()));
+  auto client = server.NewClient();
+  auto info = client->GetModel("halfmodel", 1);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state(), v1::MODEL_STATE_FAILED);
+  EXPECT_THAT(info->state_reason(), HasSubstr("warm-up"));
+  ClassifyOptions options;
+  options.model = "halfmodel";
+  EXPECT_EQ(client->ClassifyFile(TestData(kImage), options).status().code(),
+            absl::StatusCode::kNotFound);
+  options.model = kTestModel;
+  EXPECT_TRUE(client->ClassifyFile(TestData(kImage), options).ok());
+  ASSERT_EQ(server.Stop(), std::optional<int>(0));
+  EXPECT_THAT(server.output(), HasSubstr("event=model_load_failed"));
   EXPECT_THAT(server.output(), HasSubstr("Half"));
 }
 

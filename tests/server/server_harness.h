@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -112,7 +113,38 @@ class TestRepository {
   }
 
   void AddVersion(const std::string& model, int version, const std::string& serving_json) {
-    const fs::path dir = dir_.path() / model / std::to_string(version);
+    WriteVersion(dir_.path() / model / std::to_string(version), serving_json);
+  }
+
+  // Writes the version under a name the server skips, then moves it into
+  // place: how operators are told to publish a version.
+  void MoveVersionIn(const std::string& model, int version, const std::string& serving_json = "") {
+    const fs::path staging = dir_.path() / model / (".staging-" + std::to_string(version));
+    WriteVersion(staging, serving_json);
+    fs::rename(staging, dir_.path() / model / std::to_string(version));
+  }
+
+  // A version whose checkpoint is not one.
+  void AddCorruptVersion(const std::string& model, int version) {
+    const fs::path staging = dir_.path() / model / (".staging-" + std::to_string(version));
+    WriteVersion(staging, "");
+    fs::remove(staging / "model.pth");
+    WriteText(staging / "model.pth", "PK\x03\x04 not a torch.save archive");
+    fs::rename(staging, dir_.path() / model / std::to_string(version));
+  }
+
+  void RemoveVersion(const std::string& model, int version) {
+    fs::remove_all(dir_.path() / model / std::to_string(version));
+  }
+
+  void WriteModelConfig(const std::string& model, const std::string& config_json) {
+    WriteText(dir_.path() / model / "config.json", config_json);
+  }
+
+  std::string path() const { return dir_.path().string(); }
+
+ private:
+  static void WriteVersion(const fs::path& dir, const std::string& serving_json) {
     fs::create_directories(dir);
     fs::create_symlink(TestData("parity/evit_kr0.5_clca.pth"), dir / "model.pth");
     fs::copy_file(TestData("parity/evit_kr0.5_clca.config.json"), dir / "model.json");
@@ -122,9 +154,6 @@ class TestRepository {
     if (!serving_json.empty()) WriteText(dir / "serving.json", serving_json);
   }
 
-  std::string path() const { return dir_.path().string(); }
-
- private:
   TempDir dir_;
 };
 
@@ -151,9 +180,15 @@ class ServerProcess {
     std::vector<std::string> args = {ServerBinary(), "--model-repository", repository,
                                      "--host",       "127.0.0.1",        "--port",
                                      "0",            "--metrics-port",   "0",
-                                     "--log-level",  "warn",
-                                     // Two cores are shared by parallel tests.
-                                     "--intra-op-threads", "1", "--preprocess-threads", "2"};
+                                     "--preprocess-threads", "2"};
+    // Defaults unless the test sets them: two cores are shared by parallel
+    // tests.
+    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--log-level", "warn"},
+                                      {"--intra-op-threads", "1"}}) {
+      if (std::find(extra_args.begin(), extra_args.end(), flag) == extra_args.end()) {
+        args.insert(args.end(), {flag, value});
+      }
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     // Built before fork: the child may only exec.
     std::vector<char*> argv;
@@ -217,7 +252,21 @@ class ServerProcess {
     return std::nullopt;
   }
 
+  // Threads of the server process whose name is `name`.
+  int ThreadsNamed(const std::string& name) const {
+    int count = 0;
+    std::error_code error;
+    for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid_) + "/task", error)) {
+      std::ifstream comm(task.path() / "comm");
+      std::string thread;
+      std::getline(comm, thread);
+      if (thread == name) ++count;
+    }
+    return count;
+  }
+
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  pid_t pid() const { return pid_; }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   const std::string& output() const { return output_; }

@@ -73,8 +73,8 @@ TEST(MetricsTest, CountersMoveWithRequests) {
   EXPECT_EQ(MetricValue(text, "clca_compute_seconds_count", model), batches);
   EXPECT_EQ(MetricValue(text, "clca_batch_size_count", model), batches);
   EXPECT_EQ(MetricValue(text, "clca_batch_size_sum", model), 3);
-  EXPECT_EQ(MetricValue(text, "clca_keep_rate_count", model), batches);
-  EXPECT_NEAR(MetricValue(text, "clca_keep_rate_sum", model), 0.5 * batches, 1e-9);
+  EXPECT_EQ(MetricValue(text, "clca_keep_rate_count", model), 3);
+  EXPECT_NEAR(MetricValue(text, "clca_keep_rate_sum", model), 0.5 * 3, 1e-9);
   EXPECT_EQ(MetricValue(text, "clca_queue_depth", model), 0);
   EXPECT_GT(MetricValue(text, "clca_request_latency_seconds_sum", model), 0);
 }
@@ -88,10 +88,14 @@ TEST(MetricsTest, BlasThreadsFollowTheWorkers) {
     std::vector<std::string> args;
     int workers, intra_op_threads, blas_threads;
   };
+  // The pool's layout comes from serving.json when no flag sets it.
+  const std::vector<std::string> from_serving_json = {"--intra-op-threads", "0"};
   const Case cases[] = {
-      {R"({"workers": 2, "intra_op_threads": 1})", {}, 2, 1, 1},
-      {R"({"workers": 1, "intra_op_threads": 2})", {}, 1, 2, 2},
-      {R"({"workers": 1, "intra_op_threads": 2})", {"--blas-threads", "3"}, 1, 2, 3},
+      {R"({"workers": 2, "intra_op_threads": 1})", from_serving_json, 2, 1, 1},
+      {R"({"workers": 1, "intra_op_threads": 2})", from_serving_json, 1, 2, 2},
+      {R"({"workers": 1, "intra_op_threads": 2})",
+       {"--intra-op-threads", "0", "--blas-threads", "3"}, 1, 2, 3},
+      {R"({"workers": 1, "intra_op_threads": 2})", {"--intra-op-threads", "1"}, 1, 1, 1},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.serving_json);

@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "server/observability/metrics.h"
 #include "server/pipeline/classify_pipeline.h"
+#include "server/server.h"
 #include "server/repository/model_repository.h"
 #include "tests/server/server_harness.h"
 
@@ -28,15 +29,35 @@ class PipelineTest : public ::testing::Test {
     auto metrics = Metrics::Create();
     ASSERT_TRUE(metrics.ok()) << metrics.status();
     metrics_ = *std::move(metrics);
-    RepositoryOptions options;
-    options.intra_op_threads = 1;
-    auto repository = ModelRepository::Load(test_repository_.path(), options, metrics_.get());
+    // The scheduler measures deadlines on the pipeline's clock.
+    BatchScheduler::Options scheduler_options;
+    scheduler_options.clock = &clock_;
+    auto scheduler = BatchScheduler::Create(scheduler_options);
+    ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+    scheduler_ = *std::move(scheduler);
+    auto repository = ModelRepository::Open(test_repository_.path(), RepositoryOptions(),
+                                            scheduler_.get(), metrics_.get());
     ASSERT_TRUE(repository.ok()) << repository.status();
     repository_ = *std::move(repository);
     PipelineOptions pipeline_options;
     pipeline_options.preprocess_threads = 1;
+    pipeline_options.clock = &clock_;
     pipeline_ = std::make_unique<ClassifyPipeline>(repository_.get(), metrics_.get(),
                                                    pipeline_options);
+  }
+
+  absl::StatusOr<ClassifyOutput> Classify(const ClassifyInput& input, TimePoint deadline) {
+    absl::Notification done;
+    absl::StatusOr<ClassifyOutput> result;
+    CallContext call;
+    call.request_id = ClassifyPipeline::NewRequestId();
+    call.deadline = deadline;
+    pipeline_->Submit(input, call, [&](absl::StatusOr<ClassifyOutput> r) {
+      result = std::move(r);
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+    return result;
   }
 
   absl::StatusOr<ClassifyOutput> Classify(const ClassifyInput& input) {
@@ -52,8 +73,11 @@ class PipelineTest : public ::testing::Test {
     return result;
   }
 
-  TestRepository test_repository_;
+  // Batches run as soon as a worker is free: the fake clock stands still.
+  TestRepository test_repository_{R"({"max_queue_delay_us": 0})"};
+  FakeClock clock_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<BatchScheduler> scheduler_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<ClassifyPipeline> pipeline_;
 };
@@ -98,25 +122,61 @@ TEST_F(PipelineTest, ModelFailureIsInternalForEveryTaskOfTheBatch) {
     status = result.status();
     done.Notify();
   };
-  ASSERT_TRUE((*servable)->scheduler()->Schedule(&task).ok());
+  ASSERT_TRUE((*servable)->queue()->Schedule(&task).ok());
+  (*servable)->queue()->RunNow();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
 }
 
-// Without intra_op_threads in serving.json or on the command line, a model's
-// workers share the hardware threads.
-TEST(ServableThreadsTest, WorkersShareTheHardwareThreadsByDefault) {
-  auto metrics = Metrics::Create();
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+TEST_F(PipelineTest, ACallWhoseDeadlineHasPassedIsNotDecoded) {
+  const std::string image = ReadBytes(TestData("preprocess/leaf_300x300.png"));
+  ClassifyInput input;
+  input.model = kTestModel;
+  input.image = image;
+  // On the pipeline's clock the deadline is now: it has passed when a
+  // preprocessing thread takes the request.
+  absl::StatusOr<ClassifyOutput> late = Classify(input, clock_.Now());
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();
+  EXPECT_THAT(late.status().message(), HasSubstr("before the image was decoded"));
+  absl::StatusOr<ClassifyOutput> in_time =
+      Classify(input, clock_.Now() + std::chrono::seconds(1));
+  ASSERT_TRUE(in_time.ok()) << in_time.status();
+  // Durations are on the fake clock too: it stood still.
+  EXPECT_EQ(in_time->cost.preprocess_us, 0);
+  EXPECT_EQ(in_time->cost.total_us, 0);
+}
+
+TEST(PoolLayoutTest, TheServingJsonFilesSetTheLayoutWhenTheyAgree) {
   const int hardware = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  for (int workers : {1, 2, 64}) {
-    SCOPED_TRACE(workers);
-    TestRepository repository("{\"workers\": " + std::to_string(workers) + "}");
-    auto loaded = ModelRepository::Load(repository.path(), RepositoryOptions(), metrics->get());
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    auto servable = (*loaded)->Find(kTestModel, std::nullopt);
-    ASSERT_TRUE(servable.ok());
-    EXPECT_EQ((*servable)->intra_op_threads(), std::max(1, hardware / workers));
+  ServerOptions options;
+  {
+    TestRepository repository;
+    options.model_repository = repository.path();
+    PoolLayout pool = ResolvePoolLayout(options);
+    EXPECT_EQ(pool.workers, 1);
+    EXPECT_EQ(pool.intra_op_threads, hardware);
+  }
+  {
+    TestRepository repository(R"({"workers": 2, "intra_op_threads": 1})");
+    options.model_repository = repository.path();
+    PoolLayout pool = ResolvePoolLayout(options);
+    EXPECT_EQ(pool.workers, 2);
+    EXPECT_EQ(pool.intra_op_threads, 1);
+    // Flags win.
+    options.workers = 3;
+    pool = ResolvePoolLayout(options);
+    EXPECT_EQ(pool.workers, 3);
+    EXPECT_EQ(pool.intra_op_threads, 1);
+    options.workers = 0;
+  }
+  {
+    TestRepository repository(R"({"workers": 64})");
+    repository.AddVersion(kTestModel, 2, R"({"workers": 2})");
+    options.model_repository = repository.path();
+    // They disagree: one worker on every core.
+    PoolLayout pool = ResolvePoolLayout(options);
+    EXPECT_EQ(pool.workers, 1);
+    EXPECT_EQ(pool.intra_op_threads, hardware);
   }
 }
 

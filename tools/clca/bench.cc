@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "models/core/errors.h"
 #include "models/core/layers.h"
+#include "models/cpu/process_setup.h"
 #include "models/cpu/threads.h"
 #include "models/vit/cost.h"
 #include "models/vit/model.h"
@@ -274,6 +275,9 @@ int Bench(const BenchArgs& a) {
                         {"threads", stream_threads},
                         {"streams", a.streams}, {"blas_threads", BlasThreads()},
                         {"parallel_for_threads", parallel_for_threads},
+                        {"gomp_spincount", CurrentProcessSettings().gomp_spincount},
+                        {"malloc_keeps_freed_memory",
+                         CurrentProcessSettings().malloc_keeps_freed_memory},
                         {"attention_group_bytes", a.attention_group_bytes},
                         {"gemm_gflops", gemm.size() == 1 ? gemm.begin().value() : gemm},
                         {"gemm_gflops_by_dtype", gemm}, {"gemm_gflops_blas", gemm_blas},

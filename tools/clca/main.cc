@@ -2,9 +2,11 @@
 // synthetic datasets (synth), training (train) and evaluation (eval).
 #include <iostream>
 
+#include "models/cpu/process_setup.h"
 #include "tools/clca/commands.h"
 
 int main(int argc, char** argv) {
+  clca::SetUpProcess(argv);
   CLI::App app{"clca: run, cost and inspect CLCA token-reduction ViT models"};
   app.require_subcommand(1);
   int exit_code = 0;

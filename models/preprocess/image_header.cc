@@ -106,7 +106,8 @@ const char* RefusedFormat(const uint8_t* d, size_t n) {
 // ---------------------------------------------------------------------------
 // JPEG: the markers are walked as libjpeg reads them (bytes before a marker
 // and fill bytes skipped) up to the first scan, so the frame header found is
-// the one it decodes and the Adobe marker and the first scan are seen.
+// the one it decodes, and the first scan tells whether decoding buffers the
+// whole image.
 
 absl::StatusOr<Declared> InspectJpeg(const uint8_t* d, size_t n) {
   struct Component {

@@ -56,7 +56,7 @@ struct ImageHeader {
   // the conversion to 8-bit RGB.
   int channels = 0;
   int bytes_per_sample = 1;
-  // Upper bound of the memory decoding takes (see max_decode_bytes).
+  // The memory decoding holds at once, as max_decode_bytes counts it.
   int64_t decode_bytes = 0;
   // A four-component (CMYK or YCCK) JPEG, converted to RGB as PIL does.
   bool cmyk = false;
@@ -65,12 +65,12 @@ struct ImageHeader {
 // Recognises the format from the magic bytes and reads the header of a
 // JPEG, PNG, WebP or BMP image, checking it against the limits in `options`.
 // Decodes nothing and allocates nothing in proportion to the declared size.
-// INVALID_ARGUMENT, with a message saying why, for any other format (named
-// when known, e.g. JPEG 2000, TIFF, GIF), a truncated or inconsistent
-// header, a zero or oversized width or height, too many pixels or too much
-// decoding memory, and kinds of the accepted formats no decoder here reads
-// (lossless or hierarchical JPEG, animated WebP, compressed BMP other than
-// RLE).
+// INVALID_ARGUMENT, with a message saying why, for empty or oversized input,
+// any other format (named when known, e.g. JPEG 2000, TIFF, GIF), a
+// truncated or inconsistent header, a zero or oversized width or height, too
+// many pixels or too much decoding memory, and kinds of the accepted formats
+// no decoder here reads (lossless or hierarchical JPEG, animated WebP, BMP
+// compressions other than RLE and bit fields).
 absl::StatusOr<ImageHeader> InspectImage(const uint8_t* data, size_t size,
                                          const PreprocessOptions& options);
 

@@ -191,18 +191,23 @@ inline std::vector<Bomb> Bombs() {
     return out;
   };
 
-  // JPEG 2000: a codestream (SOC, SIZ for 16000 x 16000 x 3 in one tile,
-  // COD, QCD) and the same in a JP2 file.
-  Bytes j2k = {0xFF, 0x4F, 0xFF, 0x51};
+  // JPEG 2000: a complete codestream of one 16000 x 16000 tile of three
+  // components whose packets are all empty (a flat gray image, 90 bytes),
+  // and the same in a JP2 file. OpenJPEG would allocate gigabytes for it.
+  Bytes j2k = {0xFF, 0x4F, 0xFF, 0x51};  // SOC, SIZ.
   AppendBe16(j2k, 47);
   AppendBe16(j2k, 0);
   for (uint32_t v : {16000u, 16000u, 0u, 0u, 16000u, 16000u, 0u, 0u}) AppendBe32(j2k, v);
   AppendBe16(j2k, 3);
-  for (int c = 0; c < 3; ++c) j2k.insert(j2k.end(), {7, 1, 1});
-  j2k.insert(j2k.end(), {0xFF, 0x52, 0x00, 0x0C, 0x00, 0x00, 0x00, 0x01, 0x00, 0x05, 0x04, 0x04,
-                         0x00, 0x00});
-  j2k.insert(j2k.end(), {0xFF, 0x5C, 0x00, 0x04, 0x40, 0x48});
-  j2k.insert(j2k.end(), {0xFF, 0xD9});
+  for (int c = 0; c < 3; ++c) j2k.insert(j2k.end(), {7, 1, 1});  // 8-bit, unsampled.
+  // COD: LRCP, one layer, no transform of components, no decomposition,
+  // 64 x 64 code-blocks, reversible filter. QCD: no quantisation.
+  j2k.insert(j2k.end(), {0xFF, 0x52, 0x00, 0x0C, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x04, 0x04,
+                         0x00, 0x01});
+  j2k.insert(j2k.end(), {0xFF, 0x5C, 0x00, 0x04, 0x40, 0x40});
+  // SOT for tile 0 (17 bytes with its data), SOD, three empty packets, EOC.
+  j2k.insert(j2k.end(), {0xFF, 0x90, 0x00, 0x0A, 0x00, 0x00, 0x00, 0x00, 0x00, 0x11, 0x00, 0x01});
+  j2k.insert(j2k.end(), {0xFF, 0x93, 0x00, 0x00, 0x00, 0xFF, 0xD9});
   bombs.push_back({"JPEG 2000 codestream", j2k, RefusedFormat("JPEG 2000")});
   Bytes jp2 = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', '\r', '\n', 0x87, '\n'};
   jp2.insert(jp2.end(), {0, 0, 0, 0x14});

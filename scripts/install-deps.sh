@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libtorch-dev libopenblas0-pthread libdnnl-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libopencv-dev libabsl-dev prometheus-cpp-dev
+  libopencv-dev libjpeg62-turbo-dev libabsl-dev prometheus-cpp-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev
   prometheus nginx docker-compose

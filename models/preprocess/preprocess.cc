@@ -1,23 +1,21 @@
-// Image decoding (OpenCV) and the evaluation transform around the
-// PIL-compatible resampler in preprocess_resize.cc.
+// Image decoding (header checks in image_header.cc, CMYK JPEGs in
+// jpeg_cmyk.cc, the rest OpenCV) and the evaluation transform around the
+// PIL-compatible resampler in resize.cc.
 
 #include "models/preprocess/preprocess.h"
 
-#include <cctype>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <new>
-#include <optional>
 #include <utility>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "models/preprocess/jpeg_cmyk.h"
 
 namespace clca {
 namespace {
@@ -28,150 +26,6 @@ constexpr double kStd[3] = {0.229, 0.224, 0.225};
 
 // Largest resize side accepted (input_size / crop_fraction).
 constexpr double kMaxResizeSide = 1 << 16;
-
-struct Dimensions {
-  int64_t width = 0;
-  int64_t height = 0;
-};
-
-uint32_t Be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
-uint32_t Le16(const uint8_t* p) { return (uint32_t{p[1]} << 8) | p[0]; }
-uint32_t Le24(const uint8_t* p) { return Le16(p) | (uint32_t{p[2]} << 16); }
-uint32_t Be32(const uint8_t* p) { return (Be16(p) << 16) | Be16(p + 2); }
-uint32_t Le32(const uint8_t* p) { return (Le16(p + 2) << 16) | Le16(p); }
-
-std::optional<Dimensions> PngDimensions(const uint8_t* d, size_t n) {
-  static constexpr uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (n < 24 || std::memcmp(d, kSignature, 8) != 0 || std::memcmp(d + 12, "IHDR", 4) != 0) {
-    return std::nullopt;
-  }
-  return Dimensions{Be32(d + 16), Be32(d + 20)};
-}
-
-std::optional<Dimensions> JpegDimensions(const uint8_t* d, size_t n) {
-  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return std::nullopt;
-  size_t i = 2;
-  while (i + 1 < n) {
-    if (d[i] != 0xFF) return std::nullopt;
-    const uint8_t marker = d[i + 1];
-    if (marker == 0xFF) {  // Fill byte.
-      ++i;
-      continue;
-    }
-    i += 2;
-    // Markers without a payload.
-    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
-    // End of image or start of scan before any frame header.
-    if (marker == 0xD9 || marker == 0xDA || i + 2 > n) return std::nullopt;
-    const uint32_t length = Be16(d + i);
-    if (length < 2) return std::nullopt;
-    const bool start_of_frame =
-        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (start_of_frame) {
-      if (i + 7 > n) return std::nullopt;
-      return Dimensions{Be16(d + i + 5), Be16(d + i + 3)};
-    }
-    i += length;
-  }
-  return std::nullopt;
-}
-
-std::optional<Dimensions> WebpDimensions(const uint8_t* d, size_t n) {
-  if (n < 30 || std::memcmp(d, "RIFF", 4) != 0 || std::memcmp(d + 8, "WEBP", 4) != 0) {
-    return std::nullopt;
-  }
-  if (std::memcmp(d + 12, "VP8X", 4) == 0) {
-    return Dimensions{int64_t{Le24(d + 24)} + 1, int64_t{Le24(d + 27)} + 1};
-  }
-  if (std::memcmp(d + 12, "VP8L", 4) == 0 && d[20] == 0x2F) {
-    const uint32_t bits = Le32(d + 21);
-    return Dimensions{(bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
-  }
-  if (std::memcmp(d + 12, "VP8 ", 4) == 0) {
-    return Dimensions{Le16(d + 26) & 0x3FFF, Le16(d + 28) & 0x3FFF};
-  }
-  return std::nullopt;
-}
-
-std::optional<Dimensions> BmpDimensions(const uint8_t* d, size_t n) {
-  if (n < 26 || d[0] != 'B' || d[1] != 'M') return std::nullopt;
-  const uint32_t header_size = Le32(d + 14);
-  if (header_size == 12) return Dimensions{Le16(d + 18), Le16(d + 20)};
-  const int64_t width = static_cast<int32_t>(Le32(d + 18));
-  const int64_t height = static_cast<int32_t>(Le32(d + 22));  // Negative: top-down.
-  return Dimensions{std::abs(width), std::abs(height)};
-}
-
-std::optional<Dimensions> TiffDimensions(const uint8_t* d, size_t n) {
-  if (n < 8) return std::nullopt;
-  const bool little = std::memcmp(d, "II*\0", 4) == 0;
-  if (!little && std::memcmp(d, "MM\0*", 4) != 0) return std::nullopt;
-  auto u16 = [&](size_t at) { return little ? Le16(d + at) : Be16(d + at); };
-  auto u32 = [&](size_t at) { return little ? Le32(d + at) : Be32(d + at); };
-  const size_t ifd = u32(4);
-  if (ifd > n || n - ifd < 2) return std::nullopt;
-  const size_t entries = u16(ifd);
-  std::optional<int64_t> width, height;
-  for (size_t e = 0; e < entries; ++e) {
-    const size_t at = ifd + 2 + 12 * e;
-    if (at + 12 > n) break;
-    const uint32_t tag = u16(at);
-    const uint32_t type = u16(at + 2);
-    if (tag != 256 && tag != 257) continue;
-    int64_t value;
-    if (type == 3) {
-      value = u16(at + 8);  // SHORT
-    } else if (type == 4) {
-      value = u32(at + 8);  // LONG
-    } else {
-      continue;
-    }
-    (tag == 256 ? width : height) = value;
-  }
-  if (!width || !height) return std::nullopt;
-  return Dimensions{*width, *height};
-}
-
-std::optional<Dimensions> PnmDimensions(const uint8_t* d, size_t n) {
-  if (n < 3 || d[0] != 'P' || d[1] < '1' || d[1] > '6') return std::nullopt;
-  size_t i = 2;
-  int64_t values[2];
-  for (int64_t& value : values) {
-    // Skip whitespace and comments.
-    while (i < n && (std::isspace(d[i]) || d[i] == '#')) {
-      if (d[i] == '#') {
-        while (i < n && d[i] != '\n') ++i;
-      } else {
-        ++i;
-      }
-    }
-    if (i >= n || !std::isdigit(d[i])) return std::nullopt;
-    value = 0;
-    while (i < n && std::isdigit(d[i])) {
-      value = value * 10 + (d[i++] - '0');
-      if (value > (int64_t{1} << 40)) return std::nullopt;
-    }
-  }
-  return Dimensions{values[0], values[1]};
-}
-
-// Dimensions declared by the header of the common formats, without decoding.
-std::optional<Dimensions> PeekDimensions(const uint8_t* d, size_t n) {
-  for (auto* peek : {PngDimensions, JpegDimensions, WebpDimensions, BmpDimensions,
-                     TiffDimensions, PnmDimensions}) {
-    if (auto dims = peek(d, n)) return dims;
-  }
-  return std::nullopt;
-}
-
-absl::Status CheckPixelCount(int64_t width, int64_t height, const PreprocessOptions& options) {
-  if (width * height > options.max_pixels) {
-    return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height,
-                                                   " pixels; the limit is ", options.max_pixels,
-                                                   " pixels"));
-  }
-  return absl::OkStatus();
-}
 
 // Copies a decoded 1-4 channel image (OpenCV's BGR(A) order) into RGB8,
 // keeping the high byte of 16-bit samples.
@@ -191,6 +45,31 @@ void ToRgb(const cv::Mat& mat, RgbImage& image) {
       }
     }
   }
+}
+
+// OpenCV decodes BMPs with the 12-byte OS/2 core header and more than 8
+// bits per pixel as grayscale; PIL keeps their colour. The same file with a
+// 40-byte info header, which OpenCV reads in colour. Empty if not such a BMP
+// (InspectImage has checked the header).
+std::vector<uint8_t> CoreBmpAsInfoBmp(const uint8_t* d, size_t n) {
+  if (n < 26 || d[0] != 'B' || d[1] != 'M' || d[14] != 12 || d[15] != 0 || d[16] != 0 ||
+      d[17] != 0 || (d[24] | (d[25] << 8)) <= 8) {
+    return {};
+  }
+  std::vector<uint8_t> out(d, d + 14);
+  out.resize(14 + 40, 0);
+  auto put32 = [&out](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  const uint32_t offset = d[10] | (d[11] << 8) | (d[12] << 16) | (uint32_t{d[13]} << 24);
+  put32(10, offset + 28);
+  put32(14, 40);
+  put32(18, d[18] | (d[19] << 8));  // Width.
+  put32(22, d[20] | (d[21] << 8));  // Height.
+  out[26] = 1;                      // Planes.
+  out[28] = d[24];                  // Bits per pixel; compression 0.
+  out.insert(out.end(), d + 26, d + n);
+  return out;
 }
 
 absl::Status ValidateOptions(const PreprocessOptions& options) {
@@ -214,54 +93,60 @@ absl::Status ValidateOptions(const PreprocessOptions& options) {
 
 absl::StatusOr<RgbImage> DecodeImage(const uint8_t* data, size_t size,
                                      const PreprocessOptions& options) {
-  if (data == nullptr || size == 0) {
-    return absl::InvalidArgumentError("image is empty (0 bytes); send an encoded JPEG or PNG");
-  }
-  if (static_cast<uint64_t>(size) > static_cast<uint64_t>(options.max_encoded_bytes) ||
-      size > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return absl::InvalidArgumentError(absl::StrCat("encoded image is ", size,
-                                                   " bytes; the limit is ",
-                                                   options.max_encoded_bytes, " bytes"));
-  }
-  if (auto dims = PeekDimensions(data, size)) {
-    if (absl::Status s = CheckPixelCount(dims->width, dims->height, options); !s.ok()) return s;
+  absl::StatusOr<ImageHeader> header = InspectImage(data, size, options);
+  if (!header.ok()) return header.status();
+  const char* format = ImageFormatName(header->format);
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max() - 28)) {
+    return absl::InvalidArgumentError(absl::StrCat("encoded image is ", size, " bytes"));
   }
 
-  cv::Mat decoded;
   try {
-    const cv::Mat buffer(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
-    // IMREAD_UNCHANGED keeps alpha and 16-bit depth and ignores EXIF
-    // orientation, as PIL does.
-    decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
-  } catch (const cv::Exception&) {
-    decoded.release();
+    if (header->cmyk) return DecodeCmykJpeg(data, size, *header, options);
+
+    // OpenCV picks its decoder from the same magic bytes InspectImage read.
+    // IMREAD_UNCHANGED keeps alpha and 16-bit depth, ignores EXIF
+    // orientation (as PIL does), and never enables the GDAL reader or
+    // reduced-size decoding.
+    const std::vector<uint8_t> info_bmp = header->format == ImageFormat::kBmp
+                                              ? CoreBmpAsInfoBmp(data, size)
+                                              : std::vector<uint8_t>();
+    const uint8_t* bytes = info_bmp.empty() ? data : info_bmp.data();
+    const size_t length = info_bmp.empty() ? size : info_bmp.size();
+    const cv::Mat buffer(1, static_cast<int>(length), CV_8UC1, const_cast<uint8_t*>(bytes));
+    cv::Mat decoded;
+    try {
+      decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
+    } catch (const cv::Exception&) {
+      decoded.release();
+    }
+    if (decoded.empty() || decoded.dims != 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "could not decode the ", format, " image (", size, " bytes): corrupt or truncated"));
+    }
+    if (decoded.cols != header->width || decoded.rows != header->height) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("corrupt ", format, " image: its header declares ", header->width, "x",
+                       header->height, " pixels, its data ", decoded.cols, "x", decoded.rows));
+    }
+    const int depth = decoded.depth();
+    if ((depth != CV_8U && depth != CV_16U) || decoded.channels() > 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unsupported pixel format (OpenCV type ", decoded.type(),
+                       "); send an 8- or 16-bit grayscale, RGB or RGBA image"));
+    }
+    RgbImage image;
+    image.width = decoded.cols;
+    image.height = decoded.rows;
+    image.pixels.resize(static_cast<size_t>(image.width) * image.height * 3);
+    if (depth == CV_8U) {
+      ToRgb<uint8_t, 0>(decoded, image);
+    } else {
+      ToRgb<uint16_t, 8>(decoded, image);
+    }
+    return image;
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError("out of memory decoding the image");
   }
-  if (decoded.empty() || decoded.dims != 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("could not decode the image (", size,
-                     " bytes): corrupt or unsupported format; send a JPEG, PNG, WebP, BMP or "
-                     "TIFF image"));
-  }
-  if (absl::Status s = CheckPixelCount(decoded.cols, decoded.rows, options); !s.ok()) return s;
-  const int depth = decoded.depth();
-  if ((depth != CV_8U && depth != CV_16U) || decoded.channels() > 4) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unsupported pixel format (OpenCV type ", decoded.type(),
-                     "); send an 8- or 16-bit grayscale, RGB or RGBA image"));
-  }
-
-  RgbImage image;
-  image.width = decoded.cols;
-  image.height = decoded.rows;
-  image.pixels.resize(static_cast<size_t>(image.width) * image.height * 3);
-  if (depth == CV_8U) {
-    ToRgb<uint8_t, 0>(decoded, image);
-  } else {
-    ToRgb<uint16_t, 8>(decoded, image);
-  }
-  return image;
 }
 
 absl::StatusOr<RgbImage> ResizeAndCrop(const RgbImage& image, const PreprocessOptions& options) {

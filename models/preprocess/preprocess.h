@@ -22,9 +22,57 @@ struct PreprocessOptions {
   double crop_fraction = 0.875;
   // Refuse encoded inputs larger than this (bytes).
   int64_t max_encoded_bytes = 32 << 20;
-  // Refuse images whose decoded width*height exceeds this.
-  int64_t max_pixels = 64LL << 20;
+  // Refuse images whose declared width * height exceeds this. Checked on the
+  // header, before anything is decoded. 25 megapixels takes a 24 MP camera
+  // photo (6000 x 4000) and a 12 MP phone photo; the model sees input_size
+  // pixels square of it anyway.
+  int64_t max_pixels = 25'000'000;
+  // Refuse images wider or taller than this (pixels), which keeps the
+  // resampler's buffers small for long strips (its intermediate image is
+  // about max_side * input_size * 3 bytes). 65535 is JPEG's own limit.
+  int64_t max_side = 65535;
+  // Refuse images whose decoding would hold more than this many bytes at
+  // once: the decoder's output (width * height * channels * bytes per
+  // sample), the whole-image buffers some decoders keep (a progressive or
+  // multi-scan JPEG's coefficients, a lossless WebP's ARGB plane) and the
+  // 8-bit RGB copy. 320 MiB lets every accepted kind of image of up to
+  // 25 megapixels through (the most demanding, a progressive 4:4:4 JPEG,
+  // holds 12 bytes per pixel); raise it together with max_pixels.
+  int64_t max_decode_bytes = 320LL << 20;
 };
+
+// The encoded formats DecodeImage accepts.
+enum class ImageFormat { kJpeg, kPng, kWebp, kBmp };
+
+// "JPEG", "PNG", "WebP" or "BMP".
+const char* ImageFormatName(ImageFormat format);
+
+// What an accepted image's header declares, read without decoding it.
+struct ImageHeader {
+  ImageFormat format = ImageFormat::kJpeg;
+  int width = 0;
+  int height = 0;
+  // Samples per pixel and bytes per sample of the decoder's output, before
+  // the conversion to 8-bit RGB.
+  int channels = 0;
+  int bytes_per_sample = 1;
+  // The memory decoding holds at once, as max_decode_bytes counts it.
+  int64_t decode_bytes = 0;
+  // A four-component (CMYK or YCCK) JPEG, converted to RGB as PIL does.
+  bool cmyk = false;
+};
+
+// Recognises the format from the magic bytes and reads the header of a
+// JPEG, PNG, WebP or BMP image, checking it against the limits in `options`.
+// Decodes nothing and allocates nothing in proportion to the declared size.
+// INVALID_ARGUMENT, with a message saying why, for empty or oversized input,
+// any other format (named when known, e.g. JPEG 2000, TIFF, GIF), a
+// truncated or inconsistent header, a zero or oversized width or height, too
+// many pixels or too much decoding memory, and kinds of the accepted formats
+// no decoder here reads (lossless or hierarchical JPEG, animated WebP, BMP
+// compressions other than RLE and bit fields).
+absl::StatusOr<ImageHeader> InspectImage(const uint8_t* data, size_t size,
+                                         const PreprocessOptions& options);
 
 // An 8-bit RGB image, interleaved and row-major (height x width x 3).
 struct RgbImage {
@@ -33,14 +81,14 @@ struct RgbImage {
   std::vector<uint8_t> pixels;
 };
 
-// Decodes an encoded image (JPEG, PNG, WebP, BMP, TIFF, ...) to RGB as PIL's
-// convert('RGB') does: alpha is dropped (no compositing), grayscale is
-// replicated, palettes are expanded; EXIF orientation is not applied. 16-bit
-// samples keep their high byte (as PIL reads 16-bit RGB(A) and gray+alpha
-// PNGs; PIL clips plain 16-bit grayscale at 255 instead). Float images are
-// refused. INVALID_ARGUMENT for empty, undecodable or over-limit input; the
-// pixel limit is checked on the header before decoding for PNG, JPEG, WebP,
-// BMP, TIFF and PNM, and after decoding otherwise.
+// Decodes a JPEG, PNG, WebP or BMP image to RGB as PIL's convert('RGB')
+// does: alpha is dropped (no compositing), grayscale is replicated, palettes
+// are expanded, CMYK and YCCK JPEGs use PIL's CMYK conversion; EXIF
+// orientation is not applied. 16-bit samples keep their high byte (as PIL
+// reads 16-bit RGB(A) and gray+alpha PNGs; PIL clips plain 16-bit grayscale
+// at 255 instead). InspectImage runs first, so nothing reaches a decoder
+// unless its format and declared size are accepted. INVALID_ARGUMENT for
+// empty, refused, undecodable or truncated input.
 absl::StatusOr<RgbImage> DecodeImage(const uint8_t* data, size_t size,
                                      const PreprocessOptions& options);
 

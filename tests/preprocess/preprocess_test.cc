@@ -2,9 +2,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,106 +10,16 @@
 #include <torch/torch.h>
 
 #include "absl/status/status.h"
+#include "tests/preprocess/test_images.h"
 
 namespace clca {
 namespace {
 
-const std::string kDataDir = std::string(CLCA_TEST_DATA) + "/preprocess/";
-
-std::vector<uint8_t> ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> out(n);
-  for (uint8_t& b : out) b = static_cast<uint8_t>(rng());
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// A minimal PNG writer (stored deflate blocks), to make test images of every
-// colour type without an encoder library.
-
-void PutBe32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(v >> shift));
-}
-
-uint32_t Crc32(const uint8_t* data, size_t n) {
-  uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) {
-    crc ^= data[i];
-    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-  }
-  return ~crc;
-}
-
-void PutChunk(std::vector<uint8_t>& png, const char* type, const std::vector<uint8_t>& data) {
-  PutBe32(png, static_cast<uint32_t>(data.size()));
-  std::vector<uint8_t> body(type, type + 4);
-  body.insert(body.end(), data.begin(), data.end());
-  png.insert(png.end(), body.begin(), body.end());
-  PutBe32(png, Crc32(body.data(), body.size()));
-}
-
-// `samples` holds height rows of width * channels samples, each `bit_depth`
-// (8 or 16) bits, big-endian for 16. PNG colour types: 0 gray, 2 RGB,
-// 3 palette, 4 gray + alpha, 6 RGBA.
-std::vector<uint8_t> EncodePng(int width, int height, int bit_depth, int color_type,
-                               const std::vector<uint8_t>& samples,
-                               const std::vector<uint8_t>& palette = {}) {
-  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  std::vector<uint8_t> ihdr;
-  PutBe32(ihdr, static_cast<uint32_t>(width));
-  PutBe32(ihdr, static_cast<uint32_t>(height));
-  ihdr.insert(ihdr.end(), {static_cast<uint8_t>(bit_depth), static_cast<uint8_t>(color_type),
-                           0, 0, 0});
-  PutChunk(png, "IHDR", ihdr);
-  if (!palette.empty()) PutChunk(png, "PLTE", palette);
-
-  // Scanlines with filter type 0, in a zlib stream of stored blocks.
-  const size_t row_bytes = samples.size() / height;
-  std::vector<uint8_t> raw;
-  for (int y = 0; y < height; ++y) {
-    raw.push_back(0);
-    raw.insert(raw.end(), samples.begin() + y * row_bytes, samples.begin() + (y + 1) * row_bytes);
-  }
-  std::vector<uint8_t> z = {0x78, 0x01};
-  for (size_t pos = 0; pos < raw.size();) {
-    const size_t n = std::min<size_t>(raw.size() - pos, 65535);
-    const bool last = pos + n == raw.size();
-    z.insert(z.end(), {static_cast<uint8_t>(last), static_cast<uint8_t>(n),
-                       static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(~n),
-                       static_cast<uint8_t>(~n >> 8)});
-    z.insert(z.end(), raw.begin() + pos, raw.begin() + pos + n);
-    pos += n;
-  }
-  uint32_t a = 1, b = 0;
-  for (uint8_t v : raw) {
-    a = (a + v) % 65521;
-    b = (b + a) % 65521;
-  }
-  PutBe32(z, (b << 16) | a);
-  PutChunk(png, "IDAT", z);
-  PutChunk(png, "IEND", {});
-  return png;
-}
-
-// A smooth RGB test pattern with some texture, width x height x 3.
-std::vector<uint8_t> Pattern(int width, int height) {
-  std::vector<uint8_t> rgb(static_cast<size_t>(width) * height * 3);
-  std::mt19937 rng(7);
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      uint8_t* p = &rgb[(static_cast<size_t>(y) * width + x) * 3];
-      p[0] = static_cast<uint8_t>(x * 255 / width);
-      p[1] = static_cast<uint8_t>(y * 255 / height);
-      p[2] = static_cast<uint8_t>(rng());
-    }
-  }
-  return rgb;
-}
+using test_images::EncodePng;
+using test_images::kDataDir;
+using test_images::Pattern;
+using test_images::RandomBytes;
+using test_images::ReadBytes;
 
 torch::Tensor PreprocessOrDie(const std::vector<uint8_t>& bytes, const PreprocessOptions& options) {
   absl::StatusOr<torch::Tensor> out = PreprocessEncoded(bytes.data(), bytes.size(), options);
@@ -381,11 +288,7 @@ TEST(PreprocessErrorsTest, TooManyPixels) {
 
 TEST(PreprocessErrorsTest, HugeDeclaredSizeIsRefusedBeforeDecoding) {
   // A PNG header declaring 100000 x 100000 pixels, with a tiny body.
-  std::vector<uint8_t> png = EncodePng(1, 1, 8, 2, {1, 2, 3});
-  png[16] = png[20] = 0x00;
-  png[17] = png[21] = 0x01;
-  png[18] = png[22] = 0x86;
-  png[19] = png[23] = 0xA0;
+  const std::vector<uint8_t> png = test_images::PngHeader(100000, 100000);
   const absl::Status status = PreprocessEncoded(png.data(), png.size(), PreprocessOptions()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find("100000x100000"), std::string::npos) << status;

@@ -120,9 +120,33 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   app.add_option("--max-image-pixels", options.pipeline.max_image_pixels,
-                 "Most decoded pixels (width * height) accepted")
+                 "Most pixels (width * height, read from the image's header) accepted")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  int64_t pending_decode_mib = options.pipeline.max_pending_decode_bytes >> 20;
+  app.add_option("--max-pending-decode-mib", pending_decode_mib,
+                 "MiB of images accepted but not yet decoded, at most (beyond: "
+                 "RESOURCE_EXHAUSTED)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  int64_t grpc_memory_mib = options.grpc.memory_bytes >> 20;
+  app.add_option("--max-grpc-memory-mib", grpc_memory_mib,
+                 "MiB gRPC may hold for connections and messages (a resource quota)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20));
+  app.add_option("--max-concurrent-streams", options.grpc.max_concurrent_streams,
+                 "Calls at once on one HTTP/2 connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-open-streams", options.streams.max_open_streams,
+                 "Open ClassifyStream calls at once, server-wide (beyond: RESOURCE_EXHAUSTED)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--stream-max-in-flight", options.streams.max_in_flight,
+                 "Items of one ClassifyStream read but not yet answered; reading pauses "
+                 "beyond")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
   app.add_option("--tls-cert", options.security.tls_cert_file,
                  "PEM certificate chain: TLS on the gRPC port (with --tls-key)")
       ->check(CLI::ExistingFile);
@@ -148,6 +172,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   options.repository.poll_interval =
       std::chrono::milliseconds(static_cast<int64_t>(poll_seconds * 1000));
+  options.pipeline.max_pending_decode_bytes = pending_decode_mib << 20;
+  options.grpc.memory_bytes = grpc_memory_mib << 20;
 
   if (!InstallSignalHandlers()) {
     std::cerr << "clca-server: cannot install signal handlers: " << std::strerror(errno)

@@ -149,7 +149,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       server->repository_.get(), server->metrics_.get(), options.pipeline);
   if (server->authorizer_ != nullptr) server->authorizer_->set_metrics(server->metrics_.get());
   server->service_ = std::make_unique<ClassifierService>(
-      server->repository_.get(), server->pipeline_.get(), server->authorizer_.get());
+      server->repository_.get(), server->pipeline_.get(), server->authorizer_.get(),
+      options.streams);
   server->control_ = std::make_unique<ModelControlService>(server->repository_.get(),
                                                            server->authorizer_.get());
 
@@ -167,6 +168,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   const int64_t max_message = std::min<int64_t>(options.pipeline.max_image_bytes + (1 << 20),
                                                 std::numeric_limits<int>::max());
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_message));
+  grpc::ResourceQuota quota("clca-server");
+  quota.Resize(static_cast<size_t>(options.grpc.memory_bytes));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.grpc.max_concurrent_streams);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->control_.get());
   if (options.security.reflection) {

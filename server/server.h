@@ -37,6 +37,15 @@ struct SecurityOptions {
   bool reflection = true;
 };
 
+// What gRPC itself may hold.
+struct GrpcLimits {
+  // Memory gRPC may use for connections and messages (a resource quota);
+  // beyond it, new calls are refused.
+  int64_t memory_bytes = int64_t{1} << 30;
+  // Calls at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+  int max_concurrent_streams = 100;
+};
+
 struct ServerOptions {
   std::string model_repository;
   // Address the gRPC port binds to.
@@ -49,6 +58,8 @@ struct ServerOptions {
   RepositoryOptions repository;
   PipelineOptions pipeline;
   SecurityOptions security;
+  GrpcLimits grpc;
+  StreamLimits streams;
   // The batch workers every model version shares, and the LibTorch intra-op
   // threads of each. 0: what the serving.json files of the repository ask
   // for when they agree (`workers`, `intra_op_threads`), else 1 worker on

@@ -108,7 +108,13 @@ ClassifierService::ClassifyStream(grpc::CallbackServerContext* context) {
   if (absl::Status status = Authorize(*context, "ClassifyStream"); !status.ok()) {
     return new RefusedStream(ToGrpcStatus(status));
   }
-  return new ClassifyStreamReactor(context, pipeline_);
+  if (open_streams_.fetch_add(1) >= streams_.max_open_streams) {
+    open_streams_.fetch_sub(1);
+    return new RefusedStream(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "the server holds ", streams_.max_open_streams,
+        " open ClassifyStream calls (--max-open-streams); retry later or use Classify"))));
+  }
+  return new ClassifyStreamReactor(context, pipeline_, streams_.max_in_flight, &open_streams_);
 }
 
 grpc::ServerUnaryReactor* ClassifierService::ListModels(grpc::CallbackServerContext* context,

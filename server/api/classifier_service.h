@@ -3,6 +3,8 @@
 // pipeline's threads.
 #pragma once
 
+#include <atomic>
+
 #include <grpcpp/grpcpp.h>
 
 #include "clca/v1/classifier.grpc.pb.h"
@@ -12,12 +14,26 @@
 
 namespace clca::server {
 
+// How many ClassifyStream calls, and items in each, the server holds.
+struct StreamLimits {
+  // Open ClassifyStream calls, server-wide; more are refused with
+  // RESOURCE_EXHAUSTED.
+  int max_open_streams = 256;
+  // Items of one stream read but not yet answered; the server reads no
+  // further item of that stream until one is answered.
+  size_t max_in_flight = 64;
+};
+
 class ClassifierService final : public v1::Classifier::CallbackService {
  public:
   // `authorizer` may be null: no token needed.
   ClassifierService(const ModelRepository* repository, ClassifyPipeline* pipeline,
-                    const TokenAuthorizer* authorizer = nullptr)
-      : repository_(repository), pipeline_(pipeline), authorizer_(authorizer) {}
+                    const TokenAuthorizer* authorizer = nullptr,
+                    const StreamLimits& streams = {})
+      : repository_(repository),
+        pipeline_(pipeline),
+        authorizer_(authorizer),
+        streams_(streams) {}
 
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
                                      const v1::ClassifyRequest* request,
@@ -38,6 +54,8 @@ class ClassifierService final : public v1::Classifier::CallbackService {
   const ModelRepository* repository_;
   ClassifyPipeline* pipeline_;
   const TokenAuthorizer* authorizer_;
+  const StreamLimits streams_;
+  std::atomic<int> open_streams_{0};
 };
 
 // The call's deadline on the steady clock (max() when it has none).

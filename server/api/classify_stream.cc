@@ -18,8 +18,11 @@ struct ClassifyStreamReactor::Item {
 };
 
 ClassifyStreamReactor::ClassifyStreamReactor(grpc::CallbackServerContext* context,
-                                             ClassifyPipeline* pipeline)
+                                             ClassifyPipeline* pipeline, size_t max_in_flight,
+                                             std::atomic<int>* open_streams)
     : pipeline_(pipeline),
+      max_in_flight_(max_in_flight),
+      open_streams_(open_streams),
       deadline_(SteadyDeadline(*context)),
       stream_id_(ClassifyPipeline::NewRequestId()) {
   spdlog::debug("event=stream_open stream_id={} peer={}", stream_id_, LogQuoted(context->peer()));
@@ -121,7 +124,7 @@ void ClassifyStreamReactor::OnCancel() {
 
 bool ClassifyStreamReactor::CanReadLocked() const {
   return !reads_done_ && !read_pending_ && !cancelled_ &&
-         in_pipeline_ + to_write_.size() < kMaxOutstanding;
+         in_pipeline_ + to_write_.size() < max_in_flight_;
 }
 
 void ClassifyStreamReactor::PlanLocked(Actions* actions) {

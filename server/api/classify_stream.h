@@ -3,6 +3,7 @@
 // ready, and finishes once the client is done and every answer is written.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
@@ -20,18 +21,22 @@ namespace clca::server {
 class ClassifyStreamReactor final
     : public grpc::ServerBidiReactor<v1::ClassifyStreamRequest, v1::ClassifyStreamResponse> {
  public:
-  // Items read but not yet written; reading pauses beyond this.
-  static constexpr size_t kMaxOutstanding = 64;
   // Longest request_id an item may carry.
   static constexpr size_t kMaxRequestIdBytes = 256;
 
-  // Starts reading; deletes itself when the call is done.
-  ClassifyStreamReactor(grpc::CallbackServerContext* context, ClassifyPipeline* pipeline);
+  // Starts reading, with at most `max_in_flight` items read but not yet
+  // answered (reading pauses beyond); deletes itself when the call is done,
+  // decrementing `open_streams`.
+  ClassifyStreamReactor(grpc::CallbackServerContext* context, ClassifyPipeline* pipeline,
+                        size_t max_in_flight, std::atomic<int>* open_streams);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    open_streams_->fetch_sub(1);
+    delete this;
+  }
 
  private:
   struct Item;
@@ -51,6 +56,8 @@ class ClassifyStreamReactor final
   void Run(const Actions& actions);
 
   ClassifyPipeline* const pipeline_;
+  const size_t max_in_flight_;
+  std::atomic<int>* const open_streams_;
   const TimePoint deadline_;
   const std::string stream_id_;
   // Filled by the one outstanding read.

@@ -141,8 +141,33 @@ void ClassifyPipeline::Submit(ClassifyInput input, CallContext call, Done done) 
 
   absl::Status valid = Validate(*request);
   if (!valid.ok()) return Complete(*request, valid);
-  absl::Status scheduled = preprocess_pool_->Schedule([this, request] { Preprocess(request); });
-  if (!scheduled.ok()) Complete(*request, scheduled);
+  const int64_t bytes = static_cast<int64_t>(
+      request->input.raw ? request->input.raw->rgb.size() : request->input.image.size());
+  absl::Status budget;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_decode_bytes_ + bytes > options_.max_pending_decode_bytes) {
+      budget = absl::ResourceExhaustedError(absl::StrCat(
+          "the server holds ", pending_decode_bytes_ >> 20,
+          " MiB of images waiting to be decoded (at most ",
+          options_.max_pending_decode_bytes >> 20, " MiB, --max-pending-decode-mib); retry later"));
+    } else {
+      pending_decode_bytes_ += bytes;
+    }
+  }
+  if (!budget.ok()) return Complete(*request, budget);
+  absl::Status scheduled = preprocess_pool_->Schedule([this, request, bytes] {
+    Preprocess(request);
+    absl::MutexLock lock(&mu_);
+    pending_decode_bytes_ -= bytes;
+  });
+  if (!scheduled.ok()) {
+    {
+      absl::MutexLock lock(&mu_);
+      pending_decode_bytes_ -= bytes;
+    }
+    Complete(*request, scheduled);
+  }
 }
 
 absl::Status ClassifyPipeline::Validate(Request& request) const {
@@ -204,6 +229,9 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
   preprocess.input_size = servable.config().input_size;
   preprocess.max_encoded_bytes = options_.max_image_bytes;
   preprocess.max_pixels = options_.max_image_pixels;
+  // The heaviest decodes (progressive 4:4:4 JPEG) hold about 12 bytes a pixel.
+  preprocess.max_decode_bytes =
+      std::max(preprocess.max_decode_bytes, 12 * options_.max_image_pixels);
   absl::StatusOr<torch::Tensor> tensor;
   try {
     if (request->input.raw) {

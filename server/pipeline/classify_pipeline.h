@@ -29,10 +29,14 @@ struct PipelineOptions {
   // Requests waiting for a preprocessing thread beyond this are refused with
   // RESOURCE_EXHAUSTED.
   size_t max_pending_preprocess = 1024;
+  // Bytes of images accepted but not yet decoded, at most; a request that
+  // would go beyond is refused with RESOURCE_EXHAUSTED.
+  int64_t max_pending_decode_bytes = int64_t{256} << 20;
   // Encoded images larger than this are refused (INVALID_ARGUMENT).
   int64_t max_image_bytes = 32 << 20;
-  // Images whose decoded width * height exceeds this are refused.
-  int64_t max_image_pixels = 64LL << 20;
+  // Images whose width * height (read from the header, before decoding)
+  // exceeds this are refused: 25 megapixels holds a 24 MP camera photo.
+  int64_t max_image_pixels = 25'000'000;
 
   // Tests only: the time deadlines and durations are measured on; null: the
   // steady clock.
@@ -113,6 +117,8 @@ class ClassifyPipeline {
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   int64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t answered_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of the images waiting to be decoded.
+  int64_t pending_decode_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::unique_ptr<ThreadPool> preprocess_pool_;
 };

@@ -107,6 +107,12 @@ absl::Status ServableModel::WarmUp() {
   if (!spec_.serving.warmup.enabled) return absl::OkStatus();
   std::vector<int> sizes = spec_.serving.warmup.batch_sizes;
   if (sizes.empty()) sizes = {1, spec_.serving.batching.max_batch_size};
+  // A batch never holds more requests than the queue does.
+  const int largest = std::min(spec_.serving.batching.max_batch_size,
+                               spec_.serving.batching.queue_capacity);
+  for (int& size : sizes) size = std::min(size, largest);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
   std::vector<double> rates = spec_.serving.warmup.keep_rates;
   if (rates.empty()) rates = {default_keep_rate_};
   const int side = config().input_size;

@@ -270,7 +270,14 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
+  // What the server wrote until Start or Wait last read it.
   const std::string& output() const { return output_; }
+  // What the server has written so far, reading what is pending.
+  const std::string& ReadOutput() {
+    while (ReadSome(std::chrono::milliseconds(0)) > 0) {
+    }
+    return output_;
+  }
   // The exit code when Start failed because the process exited.
   std::optional<int> exit_code() const { return exit_code_; }
 

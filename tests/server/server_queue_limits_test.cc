@@ -87,7 +87,7 @@ class QueueLimitsTest : public ::testing::Test {
 // When the deadline passes is the scheduler's business, tested on a fake clock
 // (tests/batching); here: the server answers DEADLINE_EXCEEDED itself.
 TEST_F(QueueLimitsTest, DeadlinePassingInTheQueueIsDeadlineExceeded) {
-  StartServer(kSlowBatching);
+  ASSERT_NO_FATAL_FAILURE(StartServer(kSlowBatching));
   PendingCall call(stub_.get(), milliseconds(400));
   std::optional<grpc::Status> status = call.Wait(milliseconds(60000));
   ASSERT_TRUE(status.has_value());
@@ -101,7 +101,7 @@ TEST_F(QueueLimitsTest, DeadlinePassingInTheQueueIsDeadlineExceeded) {
 }
 
 TEST_F(QueueLimitsTest, CancelledCallIsDroppedBeforeItRuns) {
-  StartServer(kSlowBatching);
+  ASSERT_NO_FATAL_FAILURE(StartServer(kSlowBatching));
   PendingCall call(stub_.get());
   ASSERT_TRUE(QueueDepthReaches(1));
   call.Cancel();
@@ -114,7 +114,8 @@ TEST_F(QueueLimitsTest, CancelledCallIsDroppedBeforeItRuns) {
 }
 
 TEST_F(QueueLimitsTest, FullQueueIsResourceExhausted) {
-  StartServer(R"({"max_batch_size": 64, "max_queue_delay_us": 30000000, "queue_capacity": 2})");
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer(R"({"max_batch_size": 64, "max_queue_delay_us": 30000000, "queue_capacity": 2})"));
   PendingCall first(stub_.get());
   PendingCall second(stub_.get());
   ASSERT_TRUE(QueueDepthReaches(2));

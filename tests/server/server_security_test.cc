@@ -189,7 +189,7 @@ TEST_F(TokenTest, TokensRotateOnSighupAndABrokenFileKeepsTheOldOnes) {
   // A file without tokens is refused; the rotated token stays valid.
   WriteText(tokens_, "# nothing\n");
   server.Signal(SIGHUP);
-  EXPECT_TRUE(WaitFor([&] { return server.output().find("tokens_reload_failed") !=
+  EXPECT_TRUE(WaitFor([&] { return server.ReadOutput().find("tokens_reload_failed") !=
                                    std::string::npos; }));
   EXPECT_TRUE(ClassifyLeaf(*PlainClient(server, "token-new")).ok());
 }

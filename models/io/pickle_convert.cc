@@ -85,7 +85,7 @@ std::string JsonKey(const PickleValue& key) {
     case Kind::kNone:
       return "null";
     default:
-      return DescribePickleValue(key);
+      return ValidUtf8(DescribePickleValue(key));
   }
 }
 

@@ -165,7 +165,8 @@ std::optional<Dimensions> PeekDimensions(const uint8_t* d, size_t n) {
 }
 
 absl::Status CheckPixelCount(int64_t width, int64_t height, const PreprocessOptions& options) {
-  if (width * height > options.max_pixels) {
+  int64_t pixels;
+  if (__builtin_mul_overflow(width, height, &pixels) || pixels > options.max_pixels) {
     return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height,
                                                    " pixels; the limit is ", options.max_pixels,
                                                    " pixels"));

@@ -2,14 +2,17 @@
 #
 #   CLCA_SANITIZE  "address,undefined" or "thread": every target of the tree is
 #                  compiled and linked with -fsanitize=<value>. LibTorch, OpenCV,
-#                  gRPC and Abseil come from Debian and stay uninstrumented.
+#                  gRPC and Abseil come from Debian and stay uninstrumented
+#                  (with "thread", sanitizers/tsan_absl.cc annotates Abseil's
+#                  locks).
 #   CLCA_FUZZ      adds fuzz/ (libFuzzer targets, Clang only) and compiles the
 #                  project with libFuzzer's coverage; implies address,undefined.
 #   CLCA_PCH       compiles <torch/torch.h> once per tree and reuses it in every
 #                  target that links LibTorch (Clang): the header alone is about
 #                  a third of each translation unit's compile time.
 #
-# scripts/fuzz.sh configures these trees; build them with Clang (CC=clang CXX=clang++).
+# scripts/fuzz.sh, scripts/sanitize.sh and scripts/tsan.sh configure these
+# trees; build them with Clang (CC=clang CXX=clang++).
 
 set(CLCA_SANITIZE "" CACHE STRING "Sanitizers for every target: address,undefined or thread")
 option(CLCA_FUZZ "Build the libFuzzer targets in fuzz/ (Clang)" OFF)
@@ -105,3 +108,19 @@ function(clca_apply_pch)
   message(STATUS "Precompiled <torch/torch.h> reused by ${count} targets")
 endfunction()
 
+# With CLCA_SANITIZE=thread, every program links sanitizers/tsan_absl.cc,
+# which annotates Debian's uninstrumented absl::Mutex for ThreadSanitizer.
+function(clca_apply_tsan_annotations)
+  if(NOT CLCA_SANITIZE MATCHES "thread")
+    return()
+  endif()
+  add_library(clca_tsan_absl OBJECT ${PROJECT_SOURCE_DIR}/sanitizers/tsan_absl.cc)
+  target_link_libraries(clca_tsan_absl PUBLIC absl::synchronization absl::time ${CMAKE_DL_LIBS})
+  clca_targets_below(${PROJECT_SOURCE_DIR} targets)
+  foreach(target ${targets})
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE")
+      target_link_libraries(${target} PRIVATE clca_tsan_absl)
+    endif()
+  endforeach()
+endfunction()

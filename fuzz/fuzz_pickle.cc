@@ -12,17 +12,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<const clca::PickleValue*> root =
       clca::Unpickle(std::string_view(reinterpret_cast<const char*>(data), size), &arena);
   if (!root.ok()) return 0;
-  // What LoadCheckpoint does with the result: look up entries, describe
+  // What LoadCheckpoint does with the result: look up the entries, describe
   // values in its errors, and convert `args` to JSON, which must always dump
-  // (invalid UTF-8 is replaced).
+  // (invalid UTF-8 is replaced). Without `args`, the whole value is
+  // converted.
   const clca::PickleValue& value = **root;
+  clca::DescribePickleValue(value);
   for (const char* key : {"model", "state_dict", "model_ema", "args"}) {
     if (const clca::PickleValue* entry = clca::PickleDictGet(value, key)) {
       clca::DescribePickleValue(*entry);
-      clca::PickleToJson(*entry).dump();
     }
   }
-  clca::DescribePickleValue(value);
-  clca::PickleToJson(value).dump();
+  const clca::PickleValue* args = clca::PickleDictGet(value, "args");
+  clca::PickleToJson(args != nullptr ? *args : value).dump();
   return 0;
 }

@@ -10,6 +10,7 @@ PACKAGES=(
   libopencv-dev libjpeg62-turbo-dev libabsl-dev prometheus-cpp-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev
+  clang libclang-rt-dev llvm
   prometheus nginx docker-compose
 )
 

@@ -1,11 +1,15 @@
 #include "models/core/config.h"
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <regex>
 #include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -54,16 +58,23 @@ absl::Status TypeError(const char* key, const json& v, const char* want) {
       absl::StrCat("configuration field '", key, "' must be ", want, ", got ", v.dump()));
 }
 
+// An integer, or a float with an integral value, that fits an int.
+std::optional<int> AsInt(const json& v) {
+  if (!v.is_number()) return std::nullopt;
+  const double value = v.get<double>();
+  if (std::floor(value) != value || value < std::numeric_limits<int>::min() ||
+      value > std::numeric_limits<int>::max()) {
+    return std::nullopt;
+  }
+  return static_cast<int>(value);
+}
+
 absl::Status ReadInt(const json& given, const json* args, const char* key, int* out) {
   const json* v = Find(given, args, key);
   if (!v) return absl::OkStatus();
-  if (v->is_number_integer()) {
-    *out = v->get<int>();
-  } else if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>()) {
-    *out = static_cast<int>(v->get<double>());
-  } else {
-    return TypeError(key, *v, "an integer");
-  }
+  const std::optional<int> value = AsInt(*v);
+  if (!value) return TypeError(key, *v, "an integer between -2147483648 and 2147483647");
+  *out = *value;
   return absl::OkStatus();
 }
 
@@ -73,7 +84,7 @@ absl::Status ReadBool(const json& given, const json* args, const char* key, bool
   if (v->is_boolean()) {
     *out = v->get<bool>();
   } else if (v->is_number_integer()) {
-    *out = v->get<int>() != 0;
+    *out = v->get<int64_t>() != 0;
   } else {
     return TypeError(key, *v, "a boolean");
   }
@@ -199,11 +210,15 @@ absl::StatusOr<ModelConfig> ResolveConfig(const json& given, const json* checkpo
     }
   }
   std::smatch match;
-  if (std::regex_search(backbone, match, std::regex("patch(\\d+)"))) {
-    c.patch_size = std::stoi(match[1]);
+  if (std::regex_search(backbone, match, std::regex("patch(\\d+)")) &&
+      !absl::SimpleAtoi(match[1].str(), &c.patch_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", c.model, "': patch size ",
+                                                   match[1].str(), " is too large"));
   }
-  if (std::regex_search(backbone, match, std::regex("_(\\d+)$"))) {
-    c.input_size = std::stoi(match[1]);
+  if (std::regex_search(backbone, match, std::regex("_(\\d+)$")) &&
+      !absl::SimpleAtoi(match[1].str(), &c.input_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", c.model, "': input size ",
+                                                   match[1].str(), " is too large"));
   }
 
   int input_size = 0;
@@ -236,8 +251,9 @@ absl::StatusOr<ModelConfig> ResolveConfig(const json& given, const json* checkpo
     if (!v->is_array()) return TypeError("reduction_loc", *v, "a list of block indices");
     c.reduction_loc.clear();
     for (const auto& e : *v) {
-      if (!e.is_number_integer()) return TypeError("reduction_loc", *v, "a list of integers");
-      c.reduction_loc.push_back(e.get<int>());
+      const std::optional<int> loc = e.is_number_integer() ? AsInt(e) : std::nullopt;
+      if (!loc) return TypeError("reduction_loc", *v, "a list of block indices");
+      c.reduction_loc.push_back(*loc);
     }
   }
   if (const json* v = Find(given, checkpoint_args, "keep_rate")) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 
 #include "absl/status/status.h"
@@ -19,9 +20,14 @@ absl::Status ReadPositiveInt(const json& object, const char* key, int64_t min_va
                              int64_t* out) {
   if (!object.contains(key)) return absl::OkStatus();
   const json& v = object[key];
-  if (!v.is_number_integer() || v.get<int64_t>() < min_value) {
-    return absl::InvalidArgumentError(absl::StrCat("'", key, "' must be an integer of at least ",
-                                                   min_value, ", got ", v.dump()));
+  // The counts are kept in ints; the same bound keeps the queue delay (at most
+  // about 36 minutes) far from the range of the clock it is added to.
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t{kMax}
+                                               : v.is_number_integer() && v.get<int64_t>() <= kMax;
+  if (!in_range || v.get<int64_t>() < min_value) {
+    return absl::InvalidArgumentError(absl::StrCat("'", key, "' must be an integer from ",
+                                                   min_value, " to ", kMax, ", got ", v.dump()));
   }
   *out = v.get<int64_t>();
   return absl::OkStatus();

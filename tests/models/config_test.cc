@@ -84,5 +84,28 @@ TEST(ConfigTest, KeepRateValidation) {
   EXPECT_FALSE(ValidateKeepRate(-INFINITY).ok());
 }
 
+// Found by fuzz_model_config: numbers beyond an int were wrapped around, cast
+// with undefined behaviour, or (in the model name) threw std::out_of_range.
+TEST(ConfigTest, NumbersBeyondAnIntAreErrors) {
+  const nlohmann::json base = {{"model", "evit_vit_tiny_patch16_224"}, {"num_classes", 3}};
+  auto with = [&](nlohmann::json extra) {
+    nlohmann::json j = base;
+    j.update(extra);
+    return ResolveConfig(j).status().code();
+  };
+  EXPECT_EQ(with({{"num_classes", 4294967299LL}}), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with({{"num_classes", 1e20}}), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with({{"depth", -1e300}}), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with({{"reduction_loc", {4294967296LL}}}), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with({{"model", "vit_tiny_patch16_2429496729624"}}),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with({{"model", "vit_tiny_patch99999999999_224"}}),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ResolveConfig(base, nullptr).ok());
+  const nlohmann::json args = {{"num_classes", 18446744073709551615ULL}};
+  EXPECT_EQ(ResolveConfig({{"model", "vit_tiny_patch16_224"}}, &args).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace clca

@@ -1,0 +1,2 @@
+
+leafnetnot an image(=млл=

@@ -27,8 +27,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]]; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(fuzz_image fuzz_pickle fuzz_checkpoint fuzz_safetensors fuzz_model_config
-           fuzz_serving_config fuzz_request)
+  targets=("${FUZZ_TARGETS[@]}")
 fi
 timeout=${CLCA_FUZZ_TIMEOUT:-10}
 rss_mb=${CLCA_FUZZ_RSS_MB:-2048}

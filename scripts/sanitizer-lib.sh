@@ -33,3 +33,9 @@ configure_asan_tree() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/sanitizers/lsan.supp:print_suppressions=0}
+
+# Every fuzz target, and those CI runs (the parsers of files and images,
+# which need only the model library).
+FUZZ_TARGETS=(fuzz_image fuzz_pickle fuzz_checkpoint fuzz_safetensors fuzz_model_config
+              fuzz_serving_config fuzz_request)
+SMOKE_FUZZ_TARGETS=(fuzz_image fuzz_pickle fuzz_checkpoint fuzz_safetensors fuzz_model_config)

@@ -182,6 +182,9 @@ void BatchScheduler::WorkerLoop() {
     }
     ++queue->running;
     queue->ReportDepth();
+    Duration predicted{};
+    for (const auto& task : batch) predicted += task->predicted_compute;
+    running_predicted_ += predicted;
     // Another idle worker may be able to start the next batch.
     work_cv_.Signal();
     mu_.Unlock();
@@ -205,11 +208,23 @@ void BatchScheduler::WorkerLoop() {
       running_queue = nullptr;
     }
     mu_.Lock();
+    running_predicted_ -= predicted;
     --queue->running;
     if (queue->erase_when_idle && queue->running == 0) EraseLocked(queue);
     done_cv_.SignalAll();
     work_cv_.Signal();
   }
+}
+
+Duration BatchScheduler::Backlog() const {
+  absl::MutexLock lock(&mu_);
+  Duration total = running_predicted_;
+  for (const auto& queue : queues_) {
+    for (const auto& [keep_rate, group] : queue->tasks.groups()) {
+      for (const auto& task : group) total += task->predicted_compute;
+    }
+  }
+  return total;
 }
 
 void BatchScheduler::TimerLoop() {

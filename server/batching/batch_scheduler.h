@@ -92,6 +92,10 @@ class BatchScheduler {
   void FlushAll();
 
   int num_workers() const { return static_cast<int>(workers_.size()); }
+  // The predicted compute time (InferenceTask::predicted_compute) of every
+  // task waiting in any queue or in a running batch: how long the workers
+  // are busy, all together, before a task queued now could run.
+  Duration Backlog() const;
   size_t queue_count() const;
 
  private:
@@ -114,6 +118,7 @@ class BatchScheduler {
   size_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
   bool flush_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  Duration running_predicted_ ABSL_GUARDED_BY(mu_){};
   // Wakes workers: a task arrived, or a batch may have become ready.
   absl::CondVar work_cv_;
   // Wakes the timer: a new deadline, a cancellation, or stopping.

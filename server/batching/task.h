@@ -59,8 +59,14 @@ struct InferenceTask {
   uint64_t sequence = 0;
   // The call's deadline; max() when it has none.
   TimePoint deadline = TimePoint::max();
+  // The compute time this task is expected to add to the server's backlog
+  // (0: unknown); see BatchScheduler::Backlog.
+  Duration predicted_compute{};
   // A warm-up pass, not a request: left out of the metrics.
   bool warm_up = false;
+  // False for a first pass, whose time (building kernels) says nothing of the
+  // next ones: left out of the compute-time model.
+  bool representative_time = true;
   // Set when the caller has gone away; may be null.
   std::shared_ptr<const std::atomic<bool>> cancelled;
   DoneCallback done;

@@ -16,6 +16,8 @@ const prometheus::Histogram::BucketBoundaries kBatchSizeBuckets = {1,  2,  3,  4
                                                                    12, 16, 24, 32, 64, 128};
 // The standard keep rates fall on bucket bounds.
 const prometheus::Histogram::BucketBoundaries kKeepRateBuckets = {0.1, 0.25, 0.5, 0.7, 0.9, 1.0};
+const prometheus::Histogram::BucketBoundaries kAdaptiveKeepRateBuckets = {0.1, 0.2, 0.3, 0.4, 0.5,
+                                                                          0.6, 0.7, 0.8, 0.9, 1.0};
 
 constexpr const char* kUnknownModel = "_unknown";
 
@@ -79,6 +81,17 @@ absl::Status Metrics::RegisterFamilies() {
                       .Name("clca_keep_rate")
                       .Help("Keep rate each image was computed at")
                       .Register(r);
+    adaptive_keep_rate_ = &BuildHistogram()
+                               .Name("clca_adaptive_keep_rate")
+                               .Help("Keep rate the server chose for a request that gave "
+                                     "min_keep_rate (or for the model's adaptive default)")
+                               .Register(r);
+    deadline_ = &BuildCounter()
+                     .Name("clca_deadline_requests_total")
+                     .Help("Calls with a deadline, by outcome: met (answered within it), "
+                           "missed (answered or failed past it), refused (answered "
+                           "DEADLINE_EXCEEDED at once, predicted to miss it)")
+                     .Register(r);
     queue_depth_ = &BuildGauge()
                         .Name("clca_queue_depth")
                         .Help("Requests waiting in the batch queue")
@@ -168,6 +181,14 @@ ModelMetrics* Metrics::AddModel(const std::string& model, int64_t version) {
   m.batch_size = &batch_size_->Add(labels, kBatchSizeBuckets);
   m.keep_rate = &keep_rate_->Add(labels, kKeepRateBuckets);
   m.queue_depth = &queue_depth_->Add(labels);
+  m.adaptive_keep_rate = &adaptive_keep_rate_->Add(labels, kAdaptiveKeepRateBuckets);
+  for (auto [counter, outcome] : {std::pair{&m.deadline_met, "met"},
+                                  std::pair{&m.deadline_missed, "missed"},
+                                  std::pair{&m.deadline_refused, "refused"}}) {
+    prometheus::Labels with_outcome = labels;
+    with_outcome["outcome"] = outcome;
+    *counter = &deadline_->Add(with_outcome);
+  }
   return &m;
 }
 

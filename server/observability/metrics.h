@@ -38,6 +38,13 @@ struct ModelMetrics {
   prometheus::Histogram* batch_size = nullptr;
   prometheus::Histogram* keep_rate = nullptr;
   prometheus::Gauge* queue_depth = nullptr;
+  // Keep rates the server chose for requests that let it (min_keep_rate).
+  prometheus::Histogram* adaptive_keep_rate = nullptr;
+  // Calls with a deadline: answered within it, answered or failed past it,
+  // and refused at once because they were predicted to miss it.
+  prometheus::Counter* deadline_met = nullptr;
+  prometheus::Counter* deadline_missed = nullptr;
+  prometheus::Counter* deadline_refused = nullptr;
 
   void CountRequest(absl::StatusCode code) const;
 };
@@ -83,6 +90,8 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* compute_ = nullptr;
   prometheus::Family<prometheus::Histogram>* batch_size_ = nullptr;
   prometheus::Family<prometheus::Histogram>* keep_rate_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* adaptive_keep_rate_ = nullptr;
+  prometheus::Family<prometheus::Counter>* deadline_ = nullptr;
   prometheus::Family<prometheus::Gauge>* queue_depth_ = nullptr;
   prometheus::Gauge* blas_threads_ = nullptr;
   prometheus::Family<prometheus::Counter>* loads_ = nullptr;

@@ -1,6 +1,7 @@
 #include "server/pipeline/classify_pipeline.h"
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 #include <random>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "models/cpu/threads.h"
 #include "models/preprocess/preprocess.h"
+#include "server/batching/compute_time_model.h"
 #include "server/observability/log_fields.h"
 
 namespace clca::server {
@@ -68,6 +70,11 @@ struct ClassifyPipeline::Request {
   // on it even if it is unloaded meanwhile.
   std::shared_ptr<const ServableModel> servable;
   double keep_rate = 1.0;
+  // Set: the server chooses the keep rate in [min_keep_rate, max] to meet
+  // the deadline (keep_rate is then the highest allowed until it does).
+  std::optional<double> min_keep_rate;
+  // Answered DEADLINE_EXCEEDED without computing, predicted to miss it.
+  bool refused_for_deadline = false;
   int top_k = kDefaultTopK;
   Duration preprocess_time{};
 };
@@ -190,6 +197,18 @@ absl::Status ClassifyPipeline::Validate(Request& request) const {
   absl::StatusOr<double> keep_rate = request.servable->ResolveKeepRate(in.keep_rate);
   if (!keep_rate.ok()) return keep_rate.status();
   request.keep_rate = *keep_rate;
+  // An explicit keep_rate wins over min_keep_rate and the model's adaptive
+  // default.
+  if (!in.keep_rate) {
+    const KeepRatePolicy& policy = request.servable->serving().keep_rate;
+    if (in.min_keep_rate) {
+      absl::StatusOr<double> min = request.servable->ResolveMinKeepRate(*in.min_keep_rate);
+      if (!min.ok()) return min.status();
+      request.min_keep_rate = *min;
+    } else if (policy.adaptive_min) {
+      request.min_keep_rate = *policy.adaptive_min;
+    }
+  }
   if (in.raw) {
     const RawPixels& raw = *in.raw;
     const int size = request.servable->config().input_size;
@@ -257,10 +276,53 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
   servable.metrics()->preprocess_seconds->Observe(
       std::chrono::duration<double>(request->preprocess_time).count());
 
+  // The keep rate, chosen here when the request lets the server choose, and
+  // the compute the task adds to the backlog. A call predicted to finish past
+  // its deadline, even at the lowest keep rate it allows, is answered now
+  // rather than computed late.
+  Duration predicted_compute{};
+  if (std::optional<ComputeTimeModel::Fit> fit = servable.compute_model().Current()) {
+    const TimePoint now = clock_->Now();
+    const Duration wait = servable.BacklogPerWorker();
+    std::vector<RateCost> rates;
+    if (request->min_keep_rate) {
+      for (const RateCost& rate : servable.adaptive_rates()) {
+        if (rate.keep_rate >= *request->min_keep_rate - 1e-9) rates.push_back(rate);
+      }
+    } else {
+      rates.push_back({request->keep_rate, servable.GmacsAt(request->keep_rate)});
+    }
+    const std::optional<size_t> chosen = ChooseKeepRate(rates, *fit, now, wait, call.deadline);
+    if (!chosen) {
+      request->refused_for_deadline = true;
+      const double late_ms = std::chrono::duration<double, std::milli>(
+                                 now + wait - call.deadline).count() +
+                             1e3 * fit->Seconds(rates.back().gmacs);
+      return Complete(*request, absl::DeadlineExceededError(absl::StrFormat(
+                                    "predicted to finish %.0f ms after the deadline at keep "
+                                    "rate %g (%.0f ms of work queued ahead); not computed: "
+                                    "retry with a longer deadline%s",
+                                    late_ms, rates.back().keep_rate,
+                                    std::chrono::duration<double, std::milli>(wait).count(),
+                                    request->min_keep_rate ? "" : " or set min_keep_rate")));
+    }
+    request->keep_rate = rates[*chosen].keep_rate;
+    // A batch's fixed cost is shared by the images of the batch.
+    const int batch = std::min<int>(servable.serving().batching.max_batch_size,
+                                    static_cast<int>(servable.queue()->depth()) + 1);
+    predicted_compute = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+        fit->per_gmac * rates[*chosen].gmacs + fit->fixed / batch));
+  } else if (request->min_keep_rate) {
+    // Nothing has run yet to predict from: the highest allowed.
+    request->keep_rate = servable.adaptive_rates().front().keep_rate;
+  }
+  if (request->min_keep_rate) servable.metrics()->adaptive_keep_rate->Observe(request->keep_rate);
+
   auto task = std::make_unique<InferenceTask>();
   task->request_id = call.request_id;
   task->image = *std::move(tensor);
   task->keep_rate = request->keep_rate;
+  task->predicted_compute = predicted_compute;
   task->top_k = request->top_k;
   task->deadline = call.deadline;
   task->cancelled = CancelToken::Flag(call.cancel);
@@ -301,6 +363,15 @@ void ClassifyPipeline::Complete(Request& request, absl::StatusOr<ClassifyOutput>
   const int64_t total_us = Micros(now - request.call.arrival);
   ModelMetrics* m = request.servable ? request.servable->metrics() : metrics_->unknown_model();
   m->CountRequest(result.status().code());
+  if (request.servable && request.call.deadline != TimePoint::max()) {
+    if (request.refused_for_deadline) {
+      m->deadline_refused->Increment();
+    } else if (result.ok() && now <= request.call.deadline) {
+      m->deadline_met->Increment();
+    } else if (result.ok() || result.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      m->deadline_missed->Increment();
+    }
+  }
   // Fields a client chose are quoted and escaped: they cannot end the line.
   const std::string ids =
       request.call.client_request_id.empty()

@@ -225,6 +225,7 @@ ModelRepository::~ModelRepository() {
     stopping_ = true;
     jobs_.clear();
     work_cv_.SignalAll();
+    poll_cv_.SignalAll();
   }
   loader_.join();
   if (poller_.joinable()) poller_.join();
@@ -512,7 +513,7 @@ void ModelRepository::Poll() {
 void ModelRepository::PollerLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    work_cv_.WaitWithTimeout(&mu_, absl::FromChrono(options_.poll_interval));
+    poll_cv_.WaitWithTimeout(&mu_, absl::FromChrono(options_.poll_interval));
     if (stopping_) return;
     mu_.Unlock();
     Poll();

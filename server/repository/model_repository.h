@@ -175,7 +175,10 @@ class ModelRepository {
   std::atomic<bool> copy_gone_{false};
   const std::shared_ptr<GoneSignal> gone_signal_ = std::make_shared<GoneSignal>();
   ServingListener listener_ ABSL_GUARDED_BY(mu_);
+  // Wakes the loader: a job was queued, or a retired copy was freed.
   absl::CondVar work_cv_;
+  // Wakes the poller early: stopping.
+  absl::CondVar poll_cv_;
   // Signalled whenever a load ends.
   mutable absl::CondVar done_cv_;
 

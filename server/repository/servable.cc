@@ -63,6 +63,20 @@ absl::StatusOr<std::shared_ptr<ServableModel>> ServableModel::Create(Spec spec,
     servable->standard_costs_.emplace_back(keep_rate, *std::move(cost));
   }
 
+  // Keep rates to choose from: the max, multiples of 0.05 below it, the min.
+  std::vector<double> rates = {policy.max};
+  for (int step = static_cast<int>(std::floor((policy.max - 1e-9) * 20));
+       step / 20.0 > policy.min + 1e-9; --step) {
+    rates.push_back(step / 20.0);
+  }
+  if (policy.min < rates.back()) rates.push_back(policy.min);
+  for (double keep_rate : rates) {
+    absl::StatusOr<Cost> cost = EstimateCost(s.model->config(), keep_rate);
+    if (!cost.ok()) return cost.status();
+    servable->adaptive_rates_.push_back({keep_rate, cost->gmacs()});
+  }
+  servable->scheduler_ = scheduler;
+
   QueueOptions options = s.serving.batching;
   options.name = absl::StrCat(s.name, "/", s.version);
   BatchScheduler::QueueHooks hooks;
@@ -117,42 +131,77 @@ absl::Status ServableModel::WarmUp() {
   if (rates.empty()) rates = {default_keep_rate_};
   const int side = config().input_size;
   const torch::Tensor blank = torch::zeros({3, side, side});
-  for (double rate : rates) {
-    for (int size : sizes) {
-      // `size` tasks of one keep rate, run as one batch (flushed at once).
-      absl::Mutex mu;
-      int left = size;
-      absl::Status failure;
-      for (int i = 0; i < size; ++i) {
-        auto task = std::make_unique<InferenceTask>();
-        task->request_id = "warm-up";
-        task->image = blank;
-        task->keep_rate = rate;
-        task->warm_up = true;
-        task->done = [&mu, &left, &failure](absl::StatusOr<TaskResult> result) {
-          absl::MutexLock lock(&mu);
-          if (!result.ok() && failure.ok()) failure = result.status();
-          --left;
-        };
-        if (absl::Status scheduled = queue_->Schedule(&task); !scheduled.ok()) {
-          absl::MutexLock lock(&mu);
-          left -= size - i;
-          if (failure.ok()) failure = scheduled;
-          break;
-        }
+  // Each pass twice: the first builds kernels and buffers, the second's time
+  // starts the compute-time model.
+  struct Pass {
+    double rate;
+    int size;
+    bool representative;
+  };
+  std::vector<Pass> passes;
+  for (bool representative : {false, true}) {
+    for (double rate : rates) {
+      for (int size : sizes) passes.push_back({rate, size, representative});
+    }
+  }
+  for (const auto& [rate, size, representative] : passes) {
+    // `size` tasks of one keep rate, run as one batch (flushed at once).
+    absl::Mutex mu;
+    int left = size;
+    absl::Status failure;
+    for (int i = 0; i < size; ++i) {
+      auto task = std::make_unique<InferenceTask>();
+      task->request_id = "warm-up";
+      task->image = blank;
+      task->keep_rate = rate;
+      task->warm_up = true;
+      task->representative_time = representative;
+      task->done = [&mu, &left, &failure](absl::StatusOr<TaskResult> result) {
+        absl::MutexLock lock(&mu);
+        if (!result.ok() && failure.ok()) failure = result.status();
+        --left;
+      };
+      if (absl::Status scheduled = queue_->Schedule(&task); !scheduled.ok()) {
+        absl::MutexLock lock(&mu);
+        left -= size - i;
+        if (failure.ok()) failure = scheduled;
+        break;
       }
-      queue_->RunNow();
-      absl::MutexLock lock(&mu);
-      mu.Await(absl::Condition(
-          +[](int* n) { return *n == 0; }, &left));
-      if (!failure.ok()) {
-        return absl::Status(failure.code(), absl::StrCat("warm-up at batch size ", size,
-                                                         ", keep rate ", rate, ": ",
-                                                         failure.message()));
-      }
+    }
+    queue_->RunNow();
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &left));
+    if (!failure.ok()) {
+      return absl::Status(failure.code(), absl::StrCat("warm-up at batch size ", size,
+                                                       ", keep rate ", rate, ": ",
+                                                       failure.message()));
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<double> ServableModel::ResolveMinKeepRate(float requested) const {
+  const double rate = ClientKeepRate(requested);
+  const KeepRatePolicy& policy = spec_.serving.keep_rate;
+  if (!std::isfinite(rate) || rate < policy.min || rate > policy.max) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "min_keep_rate %g is not allowed for model %s version %d: use a number in [%g, %g]",
+        rate, spec_.name, spec_.version, policy.min, policy.max));
+  }
+  return rate;
+}
+
+double ServableModel::GmacsAt(double keep_rate) const {
+  for (const RateCost& rate : adaptive_rates_) {
+    if (std::abs(rate.keep_rate - keep_rate) < 1e-9) return rate.gmacs;
+  }
+  absl::StatusOr<Cost> cost = EstimateCost(config(), keep_rate);
+  return cost.ok() ? cost->gmacs() : gmacs_full();
+}
+
+Duration ServableModel::BacklogPerWorker() const {
+  return scheduler_->Backlog() / std::max(1, scheduler_->num_workers());
 }
 
 absl::StatusOr<double> ServableModel::ResolveKeepRate(std::optional<float> requested) const {
@@ -218,9 +267,12 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
     return;
   }
   const bool warm_up = batch.front()->warm_up;
+  double batch_gmacs = 0;
+  for (double g : gmacs) batch_gmacs += g;
+  if (batch.front()->representative_time) {
+    compute_model_.Observe(batch_gmacs, Seconds(end - start));
+  }
   if (metrics_ != nullptr && !warm_up) {
-    double batch_gmacs = 0;
-    for (double g : gmacs) batch_gmacs += g;
     metrics_->batches->Increment();
     metrics_->inferred_images->Increment(batch_size);
     metrics_->gmacs->Increment(batch_gmacs);

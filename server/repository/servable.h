@@ -17,6 +17,7 @@
 #include "models/vit/cost.h"
 #include "models/vit/model.h"
 #include "server/batching/batch_scheduler.h"
+#include "server/batching/compute_time_model.h"
 #include "server/observability/metrics.h"
 #include "server/repository/serving_config.h"
 
@@ -78,6 +79,22 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
   // it is not finite or outside the allowed range.
   absl::StatusOr<double> ResolveKeepRate(std::optional<float> requested) const;
 
+  // A request's min_keep_rate, checked against the policy: INVALID_ARGUMENT
+  // when it is not finite or outside the allowed range.
+  absl::StatusOr<double> ResolveMinKeepRate(float requested) const;
+
+  // The keep rates the server may choose for a request that allows
+  // [min_keep_rate, the policy's max], highest first: the max, then every
+  // multiple of 0.05 below it down to the policy's min, and the min.
+  const std::vector<RateCost>& adaptive_rates() const { return adaptive_rates_; }
+  // Multiply-accumulates per image at `keep_rate`, in billions.
+  double GmacsAt(double keep_rate) const;
+  // Compute time of this version's batches, learnt from those that ran
+  // (warm-up included).
+  const ComputeTimeModel& compute_model() const { return compute_model_; }
+  // Compute already waiting or running on the shared workers, per worker.
+  Duration BacklogPerWorker() const;
+
   // Multiply-accumulates per image at keep rate 1, in billions.
   double gmacs_full() const { return full_cost_.gmacs(); }
 
@@ -91,6 +108,9 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
   double default_keep_rate_ = 1.0;
   Cost full_cost_;
   std::vector<std::pair<double, Cost>> standard_costs_;
+  std::vector<RateCost> adaptive_rates_;
+  mutable ComputeTimeModel compute_model_;
+  BatchScheduler* scheduler_ = nullptr;
   std::unique_ptr<BatchScheduler::Queue> queue_;
 };
 

@@ -59,14 +59,25 @@ absl::Status ParseKeepRate(const json& v, KeepRatePolicy* policy) {
       if (absl::Status s = ReadRate(v, "min", &policy->min); !s.ok()) return s;
     } else if (key == "max") {
       if (absl::Status s = ReadRate(v, "max", &policy->max); !s.ok()) return s;
+    } else if (key == "adaptive_min") {
+      double rate = 0;
+      if (absl::Status s = ReadRate(v, "adaptive_min", &rate); !s.ok()) return s;
+      policy->adaptive_min = rate;
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown key 'keep_rate.", key, "' (expected default, min, max)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown key 'keep_rate.", key, "' (expected default, min, max, adaptive_min)"));
     }
   }
   if (policy->min > policy->max) {
     return absl::InvalidArgumentError(absl::StrCat("keep_rate.min ", policy->min,
                                                    " is above keep_rate.max ", policy->max));
+  }
+  if (policy->adaptive_min &&
+      (*policy->adaptive_min < policy->min || *policy->adaptive_min > policy->max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("keep_rate.adaptive_min ", *policy->adaptive_min,
+                     " is outside [keep_rate.min, keep_rate.max] = [", policy->min, ", ",
+                     policy->max, "]"));
   }
   return absl::OkStatus();
 }

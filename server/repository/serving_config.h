@@ -21,6 +21,10 @@ struct KeepRatePolicy {
   // Requests outside [min, max] are refused with INVALID_ARGUMENT.
   double min = 0.1;
   double max = 1.0;
+  // Set: a request with neither keep_rate nor min_keep_rate is served as if
+  // it asked for min_keep_rate = adaptive_min (the server picks the highest
+  // keep rate that meets its deadline).
+  std::optional<double> adaptive_min;
 };
 
 // The forward passes a version runs before it takes calls, so that its first

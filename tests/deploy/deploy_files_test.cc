@@ -1,10 +1,12 @@
 // The deployment files, checked with the tools at hand (no container engine
 // or cluster needed): docker-compose validates the compose file with every
-// profile; the Dockerfile installs only Debian 12 packages, and its runtime
-// packages provide every shared library the built binaries load; the images'
-// health check works; the server accepts the flags that the Dockerfile,
-// compose file and Kubernetes Deployment give it; grace periods exceed the
-// drain timeout.
+// profile and with the TLS override; the Dockerfile installs only Debian 12
+// packages, and its runtime packages provide every shared library the built
+// binaries load; the images' health check works; the server accepts the
+// flags that the Dockerfile, compose files and Kubernetes Deployment give it;
+// with the shipped TLS and token flags (secrets replaced by test ones) it
+// serves TLS, refuses calls without a token, and the shipped health checks
+// and probes pass; grace periods exceed the drain timeout.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/client/test_certificates.h"
 #include "tests/deploy/deploy_harness.h"
 
 namespace clca::deploy_test {
@@ -27,6 +30,7 @@ using ::testing::Not;
 constexpr const char* kDockerCompose = "/usr/bin/docker-compose";
 
 fs::path ComposeFile() { return SourceDir() / "docker-compose.yml"; }
+fs::path SecureComposeFile() { return SourceDir() / "docker-compose.secure.yml"; }
 fs::path Dockerfile() { return SourceDir() / "deploy" / "Dockerfile"; }
 fs::path K8sDir() { return SourceDir() / "deploy" / "k8s"; }
 
@@ -80,14 +84,10 @@ std::string FlagValue(const std::vector<std::string>& args, const std::string& n
   return "";
 }
 
-// `args` with the repository, address and ports a test server on loopback
-// needs in place of the shipped ones.
-std::vector<std::string> ForLoopback(const std::vector<std::string>& args,
-                                     const std::string& repository) {
-  const std::map<std::string, std::string> replaced = {{"--model-repository", repository},
-                                                       {"--host", "127.0.0.1"},
-                                                       {"--port", "0"},
-                                                       {"--metrics-port", "0"}};
+// `args` with the values of the flags in `replaced` replaced (written as
+// `--name=value` whichever form they had).
+std::vector<std::string> ReplaceFlagValues(const std::vector<std::string>& args,
+                                           const std::map<std::string, std::string>& replaced) {
   std::vector<std::string> out;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string name = args[i].substr(0, args[i].find('='));
@@ -101,6 +101,88 @@ std::vector<std::string> ForLoopback(const std::vector<std::string>& args,
   }
   return out;
 }
+
+// `args` with the repository, address and ports a test server on loopback
+// needs in place of the shipped ones.
+std::vector<std::string> ForLoopback(const std::vector<std::string>& args,
+                                     const std::string& repository) {
+  return ReplaceFlagValues(args, {{"--model-repository", repository},
+                                  {"--host", "127.0.0.1"},
+                                  {"--port", "0"},
+                                  {"--metrics-port", "0"}});
+}
+
+// Throwaway stand-ins for the deployments' secrets: the test CA, a server
+// certificate it signed for the name "clca.test", a client certificate, a
+// token file and the token.
+class TestSecrets {
+ public:
+  static constexpr const char* kServerName = "clca.test";
+  static constexpr const char* kToken = "test-token-7f3a9c";
+
+  TestSecrets() {
+    WriteFile(path("ca.pem"), ::clca::testing::kTestCaPem);
+    WriteFile(path("server.pem"), ::clca::testing::kServerCertPem);
+    WriteFile(path("server.key"), ::clca::testing::kServerKeyPem);
+    WriteFile(path("client.pem"), ::clca::testing::kClientCertPem);
+    WriteFile(path("client.key"), ::clca::testing::kClientKeyPem);
+    WriteFile(path("tokens.txt"), std::string("# test clients\n") + kToken + "\n");
+    WriteFile(path("token"), std::string(kToken) + "\n");
+  }
+  std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
+
+  // A server's arguments with the test files in place of the shipped paths.
+  std::vector<std::string> ForServer(const std::vector<std::string>& args) const {
+    return ReplaceFlagValues(args, {{"--tls-cert", path("server.pem")},
+                                    {"--tls-key", path("server.key")},
+                                    {"--tls-client-ca", path("ca.pem")},
+                                    {"--auth-tokens", path("tokens.txt")}});
+  }
+  // A clca-client command line with the test files and server name in
+  // place of the shipped ones.
+  std::vector<std::string> ForClient(const std::vector<std::string>& args) const {
+    return ReplaceFlagValues(args, {{"--tls-ca", path("ca.pem")},
+                                    {"--tls-server-name", kServerName},
+                                    {"--tls-cert", path("client.pem")},
+                                    {"--tls-key", path("client.key")},
+                                    {"--token-file", path("token")}});
+  }
+
+ private:
+  TempDir dir_;
+};
+
+// A clca-server started with `args` (already made fit for loopback).
+class FlagServer {
+ public:
+  ::testing::AssertionResult Start(const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<std::string> argv = {ServerBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    fs::remove(log);
+    if (auto started = process_.Start(argv, log); !started) return started;
+    static const std::regex listening("clca-server listening grpc=127\\.0\\.0\\.1:([0-9]+)");
+    std::smatch match;
+    std::string output;
+    WaitFor(
+        [&] {
+          output = process_.Log();
+          return std::regex_search(output, match, listening) || !process_.Running();
+        },
+        seconds(30));
+    if (match.empty() || !process_.Running()) {
+      return ::testing::AssertionFailure() << "clca-server did not start; output:\n" << output;
+    }
+    address_ = "127.0.0.1:" + std::string(match[1]);
+    return ::testing::AssertionSuccess();
+  }
+  std::optional<int> Stop() { return process_.Stop(SIGTERM, seconds(20)); }
+  const std::string& address() const { return address_; }
+  std::string Log() const { return process_.Log(); }
+
+ private:
+  ChildProcess process_;
+  std::string address_;
+};
 
 // --- Dockerfile ----------------------------------------------------------
 
@@ -374,10 +456,37 @@ std::map<std::string, std::string> ComposeServices(const std::string& config) {
   return services;
 }
 
-CommandResult Compose(std::vector<std::string> args) {
-  args.insert(args.begin(), {kDockerCompose, "--project-directory", SourceDir().string(), "-f",
-                             ComposeFile().string()});
+// docker-compose with docker-compose.yml, and docker-compose.secure.yml on
+// top when `secure`.
+CommandResult Compose(std::vector<std::string> args, bool secure = false) {
+  std::vector<std::string> files = {"-f", ComposeFile().string()};
+  if (secure) files.insert(files.end(), {"-f", SecureComposeFile().string()});
+  args.insert(args.begin(), files.begin(), files.end());
+  args.insert(args.begin(), {kDockerCompose, "--project-directory", SourceDir().string()});
   return RunCommand(args);
+}
+
+// The top-level `secrets:` of `docker-compose config` output: name -> file.
+std::map<std::string, std::string> ComposeSecrets(const std::string& config) {
+  std::map<std::string, std::string> secrets;
+  static const std::regex name("^  ([A-Za-z0-9_.-]+):$");
+  static const std::regex file("^    file: (\\S+)$");
+  bool in_secrets = false;
+  std::string current;
+  for (const std::string& line : Split(config)) {
+    if (!line.empty() && line[0] != ' ') {
+      in_secrets = line == "secrets:";
+      continue;
+    }
+    std::smatch match;
+    if (!in_secrets) continue;
+    if (std::regex_match(line, match, name)) {
+      current = match[1];
+    } else if (std::regex_match(line, match, file) && !current.empty()) {
+      secrets[current] = match[1];
+    }
+  }
+  return secrets;
 }
 
 TEST(ComposeTest, ConfigIsValidWithAndWithoutTheScaleProfile) {
@@ -386,6 +495,63 @@ TEST(ComposeTest, ConfigIsValidWithAndWithoutTheScaleProfile) {
   EXPECT_EQ(plain.exit_code, 0) << plain.output;
   const CommandResult scale = Compose({"--profile", "scale", "config", "-q"});
   EXPECT_EQ(scale.exit_code, 0) << scale.output;
+  // The TLS override, with and without the profile; its secret files need
+  // not exist for the configuration to be valid.
+  const CommandResult secure = Compose({"config", "-q"}, /*secure=*/true);
+  EXPECT_EQ(secure.exit_code, 0) << secure.output;
+  const CommandResult secure_scale = Compose({"--profile", "scale", "config", "-q"}, true);
+  EXPECT_EQ(secure_scale.exit_code, 0) << secure_scale.output;
+}
+
+// docker-compose.yml alone needs no secret; docker-compose.secure.yml gives
+// clca-server the same command plus TLS and token flags whose files are the
+// Compose secrets it mounts, and a health check over TLS.
+TEST(ComposeTest, SecureOverrideAddsTlsAndTokensFromSecrets) {
+  ASSERT_TRUE(IsExecutable(kDockerCompose));
+  const CommandResult plain = Compose({"--profile", "scale", "config"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const CommandResult secure = Compose({"--profile", "scale", "config"}, /*secure=*/true);
+  ASSERT_EQ(secure.exit_code, 0) << secure.output;
+  EXPECT_TRUE(ComposeSecrets(plain.output).empty()) << plain.output;
+  auto plain_services = ComposeServices(plain.output);
+  auto secure_services = ComposeServices(secure.output);
+  const std::vector<std::string> plain_command =
+      ListAfter(plain_services["clca-server"], "command");
+  for (const char* flag : {"--tls-cert", "--tls-key", "--auth-tokens"}) {
+    EXPECT_EQ(FlagValue(plain_command, flag), "") << "docker-compose.yml sets " << flag;
+  }
+
+  const std::string& server = secure_services["clca-server"];
+  const std::vector<std::string> command = ListAfter(server, "command");
+  ASSERT_GE(command.size(), plain_command.size()) << server;
+  EXPECT_EQ(std::vector<std::string>(command.begin(), command.begin() + plain_command.size()),
+            plain_command)
+      << "docker-compose.secure.yml's command is not docker-compose.yml's plus flags";
+  const std::map<std::string, std::string> secrets = ComposeSecrets(secure.output);
+  std::set<std::string> mounted;
+  for (const std::string& item : ListAfter(server, "secrets")) {
+    mounted.insert(item.substr(item.find(": ") == std::string::npos ? 0 : item.find(": ") + 2));
+  }
+  // Each file the server and its health check read is a mounted secret.
+  auto expect_secret = [&](const std::string& what, const std::string& path) {
+    const std::string prefix = "/run/secrets/";
+    ASSERT_EQ(path.rfind(prefix, 0), 0u) << what << " is not a Compose secret: " << path;
+    const std::string name = path.substr(prefix.size());
+    EXPECT_TRUE(mounted.count(name)) << what << ": clca-server does not mount secret " << name;
+    ASSERT_TRUE(secrets.count(name)) << what << ": no top-level secret " << name;
+    EXPECT_EQ(fs::path(secrets.at(name)).parent_path(), SourceDir() / "deploy" / "secrets")
+        << name;
+  };
+  for (const char* flag : {"--tls-cert", "--tls-key", "--auth-tokens"}) {
+    expect_secret(flag, FlagValue(command, flag));
+  }
+  const std::vector<std::string> health = ListAfter(server, "test");
+  ASSERT_FALSE(health.empty()) << server;
+  expect_secret("the health check's --tls-ca", FlagValue(health, "--tls-ca"));
+
+  // The replicas of the scale profile are left as they were.
+  EXPECT_EQ(ListAfter(secure_services["clca-replica"], "command"),
+            ListAfter(plain_services["clca-replica"], "command"));
 }
 
 TEST(ComposeTest, ServicesProfilesGracePeriodsAndMounts) {
@@ -430,7 +596,58 @@ TEST(ComposeTest, ServicesProfilesGracePeriodsAndMounts) {
 
 // --- Kubernetes ------------------------------------------------------------
 
-TEST(KubernetesTest, GracePeriodCoversDrainAndProbesUseGrpc) {
+// The exec command of each probe of the Deployment (written as a JSON list
+// on one line), by probe name.
+std::map<std::string, std::vector<std::string>> ExecProbes(const std::string& deployment) {
+  std::map<std::string, std::vector<std::string>> probes;
+  static const std::regex probe("(startupProbe|readinessProbe|livenessProbe):\\s+exec:\\s+"
+                                "command: (\\[[^\\n]*\\])");
+  for (auto it = std::sregex_iterator(deployment.begin(), deployment.end(), probe);
+       it != std::sregex_iterator(); ++it) {
+    const auto command = nlohmann::json::parse(std::string((*it)[2]), nullptr, false);
+    if (command.is_array()) probes[(*it)[1]] = command.get<std::vector<std::string>>();
+  }
+  return probes;
+}
+
+// The directory each Secret volume of the Deployment is mounted at, and the
+// Secret: mount path -> secret name.
+std::map<std::string, std::string> SecretMounts(const std::string& deployment) {
+  std::map<std::string, std::string> volume_secret;  // volume -> secret
+  static const std::regex volume("- name: (\\S+)\\s+secret:\\s+secretName: (\\S+)");
+  for (auto it = std::sregex_iterator(deployment.begin(), deployment.end(), volume);
+       it != std::sregex_iterator(); ++it) {
+    volume_secret[(*it)[1]] = (*it)[2];
+  }
+  std::map<std::string, std::string> mounts;
+  static const std::regex mount("- name: (\\S+)\\s+mountPath: (\\S+)");
+  for (auto it = std::sregex_iterator(deployment.begin(), deployment.end(), mount);
+       it != std::sregex_iterator(); ++it) {
+    if (volume_secret.count((*it)[1])) mounts[(*it)[2]] = volume_secret[(*it)[1]];
+  }
+  return mounts;
+}
+
+// The keys of each Secret in secret.example.yaml: secret name -> keys.
+std::map<std::string, std::set<std::string>> ExampleSecretKeys(const std::string& text) {
+  std::map<std::string, std::set<std::string>> secrets;
+  std::string name;
+  static const std::regex name_line("^  name: (\\S+)$");
+  static const std::regex key_line("^  ([A-Za-z0-9_.-]+): \\|$");
+  for (const std::string& line : Split(text)) {
+    std::smatch match;
+    if (line == "---") {
+      name.clear();
+    } else if (std::regex_match(line, match, name_line)) {
+      name = match[1];
+    } else if (std::regex_match(line, match, key_line) && !name.empty()) {
+      secrets[name].insert(match[1]);
+    }
+  }
+  return secrets;
+}
+
+TEST(KubernetesTest, GracePeriodCoversDrainAndProbesCheckHealth) {
   const std::string deployment = ReadFile(K8sDir() / "deployment.yaml");
   const std::vector<std::string> args = ListAfter(deployment, "args");
   const std::string drain = FlagValue(args, "--drain-timeout");
@@ -445,10 +662,25 @@ TEST(KubernetesTest, GracePeriodCoversDrainAndProbesUseGrpc) {
   }
   EXPECT_GT(std::stod(grace[1]), std::stod(drain) + pre_stop_seconds)
       << "terminationGracePeriodSeconds must exceed preStop plus --drain-timeout";
-  for (const char* probe : {"readinessProbe", "livenessProbe"}) {
-    EXPECT_TRUE(
-        std::regex_search(deployment, std::regex(std::string(probe) + ":\\s+grpc:\\s+port: 50051")))
-        << probe << " is not a gRPC probe on port 50051";
+  // The kubelet's grpc: probes speak plaintext only: with TLS on, each probe
+  // runs clca-client health over TLS in the container instead.
+  const bool tls = !FlagValue(args, "--tls-cert").empty();
+  const auto exec_probes = ExecProbes(deployment);
+  for (const char* probe : {"startupProbe", "readinessProbe", "livenessProbe"}) {
+    const bool grpc =
+        std::regex_search(deployment, std::regex(std::string(probe) + ":\\s+grpc:\\s+port: 50051"));
+    if (!tls && grpc) continue;
+    ASSERT_TRUE(exec_probes.count(probe))
+        << probe << " is neither a gRPC probe on port 50051 (without TLS) nor an exec of "
+        << "clca-client health";
+    const std::vector<std::string>& command = exec_probes.at(probe);
+    ASSERT_GE(command.size(), 2u);
+    EXPECT_EQ(command[0], "clca-client") << probe;
+    EXPECT_EQ(command[1], "health") << probe;
+    EXPECT_EQ(FlagValue(command, "--server"), "127.0.0.1:50051") << probe;
+    if (tls) {
+      EXPECT_FALSE(FlagValue(command, "--tls-ca").empty()) << probe << " without TLS";
+    }
   }
   const std::string services = ReadFile(K8sDir() / "service.yaml");
   EXPECT_THAT(services, HasSubstr("clusterIP: None"));
@@ -456,10 +688,46 @@ TEST(KubernetesTest, GracePeriodCoversDrainAndProbesUseGrpc) {
   EXPECT_THAT(hpa, HasSubstr("name: clca_queue_depth"));
 }
 
+// Every file the server and its probes read lies in a mounted Secret, under
+// a key that secret.example.yaml shows, and the README says how to create
+// each Secret.
+TEST(KubernetesTest, TlsAndTokenFilesComeFromMountedSecrets) {
+  const std::string deployment = ReadFile(K8sDir() / "deployment.yaml");
+  const std::vector<std::string> args = ListAfter(deployment, "args");
+  const std::map<std::string, std::string> mounts = SecretMounts(deployment);
+  auto example = ExampleSecretKeys(ReadFile(K8sDir() / "secret.example.yaml"));
+  const std::string readme = ReadFile(K8sDir() / "README.md");
+  std::vector<std::pair<std::string, std::string>> files;  // what, path
+  for (const char* flag : {"--tls-cert", "--tls-key", "--auth-tokens"}) {
+    files.emplace_back(flag, FlagValue(args, flag));
+  }
+  for (const auto& [probe, command] : ExecProbes(deployment)) {
+    files.emplace_back(probe + " --tls-ca", FlagValue(command, "--tls-ca"));
+  }
+  for (const auto& [what, path] : files) {
+    ASSERT_FALSE(path.empty()) << "the Deployment sets no " << what;
+    const fs::path file(path);
+    const std::string dir = file.parent_path().string();
+    ASSERT_TRUE(mounts.count(dir)) << what << ": " << path << " is not in a mounted Secret";
+    const std::string& secret = mounts.at(dir);
+    EXPECT_TRUE(example[secret].count(file.filename().string()))
+        << what << ": secret.example.yaml shows no key " << file.filename() << " in " << secret;
+    EXPECT_NE(readme.find("kubectl create secret generic " + secret), std::string::npos)
+        << "deploy/k8s/README.md does not say how to create " << secret
+        << " (kubectl create secret generic " << secret << " ...)";
+  }
+  const std::string kustomization = ReadFile(K8sDir() / "kustomization.yaml");
+  for (const char* resource : {"deployment.yaml", "service.yaml"}) {
+    EXPECT_THAT(kustomization, HasSubstr("  - " + std::string(resource)));
+  }
+  // The placeholders must never be applied over real Secrets.
+  EXPECT_THAT(kustomization, Not(HasSubstr("  - secret.example.yaml")));
+}
+
 // --- Flags -----------------------------------------------------------------
 
 // clca-server starts with the flags each deployment gives it (repository,
-// address and ports swapped for loopback ones).
+// address and ports swapped for loopback ones, secrets for test files).
 TEST(ServerFlagsTest, ServerAcceptsTheShippedFlags) {
   ASSERT_TRUE(IsExecutable(kDockerCompose));
   std::map<std::string, std::vector<std::string>> shipped;
@@ -474,27 +742,104 @@ TEST(ServerFlagsTest, ServerAcceptsTheShippedFlags) {
   ASSERT_EQ(config.exit_code, 0) << config.output;
   shipped["docker-compose.yml"] =
       ListAfter(ComposeServices(config.output)["clca-server"], "command");
+  const CommandResult secure = Compose({"config"}, /*secure=*/true);
+  ASSERT_EQ(secure.exit_code, 0) << secure.output;
+  shipped["docker-compose.secure.yml"] =
+      ListAfter(ComposeServices(secure.output)["clca-server"], "command");
   shipped["deployment.yaml"] = ListAfter(ReadFile(K8sDir() / "deployment.yaml"), "args");
 
   TempDir dir;
   TestRepository repository;
+  TestSecrets secrets;
   for (const auto& [source, args] : shipped) {
     ASSERT_FALSE(args.empty()) << source;
-    std::vector<std::string> loopback = ForLoopback(args, repository.path());
-    ChildProcess server;
-    std::vector<std::string> argv = {ServerBinary()};
-    argv.insert(argv.end(), loopback.begin(), loopback.end());
-    const fs::path log = dir.path() / "server.log";
-    fs::remove(log);
-    ASSERT_TRUE(server.Start(argv, log));
-    const bool listening = WaitFor(
-        [&] {
-          return server.Log().find("clca-server listening") != std::string::npos ||
-                 !server.Running();
-        },
-        seconds(30));
-    EXPECT_TRUE(listening && server.Running()) << source << ": " << server.Log();
-    EXPECT_EQ(server.Stop(SIGTERM, seconds(20)), 0) << source << ": " << server.Log();
+    FlagServer server;
+    EXPECT_TRUE(server.Start(ForLoopback(secrets.ForServer(args), repository.path()),
+                             dir.path() / "server.log"))
+        << source;
+    EXPECT_EQ(server.Stop(), 0) << source << ": " << server.Log();
+  }
+}
+
+// The deployments that turn on TLS and tokens, run with test secrets: the
+// server speaks TLS only, refuses calls without a token, answers those with
+// one, and the deployment's own health checks pass.
+TEST(ServerFlagsTest, SecureDeploymentsServeTlsAndRequireTokens) {
+  ASSERT_TRUE(IsExecutable(kDockerCompose));
+  ASSERT_TRUE(IsExecutable(ClientBinary()));
+  struct Deployment {
+    std::vector<std::string> args;
+    std::map<std::string, std::vector<std::string>> health_checks;
+  };
+  std::map<std::string, Deployment> deployments;
+  const CommandResult secure = Compose({"config"}, /*secure=*/true);
+  ASSERT_EQ(secure.exit_code, 0) << secure.output;
+  const std::string compose_server = ComposeServices(secure.output)["clca-server"];
+  std::vector<std::string> compose_health = ListAfter(compose_server, "test");
+  ASSERT_FALSE(compose_health.empty()) << compose_server;
+  ASSERT_EQ(compose_health[0], "CMD") << compose_server;
+  compose_health.erase(compose_health.begin());
+  for (std::string& word : compose_health) {  // `- '3000'`
+    if (word.size() >= 2 && word.front() == '\'' && word.back() == '\'') {
+      word = word.substr(1, word.size() - 2);
+    }
+  }
+  deployments["docker-compose.secure.yml"] = {ListAfter(compose_server, "command"),
+                                              {{"healthcheck", compose_health}}};
+  const std::string k8s = ReadFile(K8sDir() / "deployment.yaml");
+  deployments["deployment.yaml"] = {ListAfter(k8s, "args"), ExecProbes(k8s)};
+
+  TempDir dir;
+  TestRepository repository;
+  TestSecrets secrets;
+  for (const auto& [source, deployment] : deployments) {
+    SCOPED_TRACE(source);
+    for (const char* flag : {"--tls-cert", "--tls-key", "--auth-tokens"}) {
+      EXPECT_FALSE(FlagValue(deployment.args, flag).empty()) << source << " sets no " << flag;
+    }
+    ASSERT_FALSE(deployment.health_checks.empty()) << source << " has no health check";
+    FlagServer server;
+    ASSERT_TRUE(server.Start(ForLoopback(secrets.ForServer(deployment.args), repository.path()),
+                             dir.path() / "server.log"));
+
+    for (const auto& [name, shipped_command] : deployment.health_checks) {
+      ASSERT_EQ(shipped_command[0], "clca-client") << name;
+      EXPECT_FALSE(FlagValue(shipped_command, "--tls-server-name").empty())
+          << name << " names no --tls-server-name: the certificate would have to be for "
+          << "127.0.0.1";
+      std::vector<std::string> command = secrets.ForClient(shipped_command);
+      command[0] = ClientBinary();
+      std::vector<std::string> live = command;
+      std::replace(live.begin(), live.end(), std::string("127.0.0.1:50051"), server.address());
+      ASSERT_NE(live, command) << name << " does not address 127.0.0.1:50051";
+      const CommandResult healthy = RunCommand(live);
+      EXPECT_EQ(healthy.exit_code, 0) << name << ": " << healthy.output;
+      EXPECT_THAT(healthy.output, HasSubstr("SERVING")) << name;
+      std::vector<std::string> dead = command;
+      std::replace(dead.begin(), dead.end(), std::string("127.0.0.1:50051"),
+                   "127.0.0.1:" + std::to_string(FreePort()));
+      EXPECT_NE(RunCommand(dead).exit_code, 0) << name << " passes without a server";
+    }
+
+    const std::vector<std::string> tls = {ClientBinary(),      "--server",
+                                          server.address(),    "--tls-ca",
+                                          secrets.path("ca.pem"), "--tls-server-name",
+                                          TestSecrets::kServerName, "--timeout",
+                                          "30000"};
+    std::vector<std::string> models = tls;
+    models.push_back("models");
+    const CommandResult no_token = RunCommand(models);
+    EXPECT_EQ(no_token.exit_code, 1) << no_token.output;
+    EXPECT_THAT(no_token.output, HasSubstr("UNAUTHENTICATED"));
+    models.insert(models.end() - 1, {"--token-file", secrets.path("token")});
+    const CommandResult with_token = RunCommand(models);
+    EXPECT_EQ(with_token.exit_code, 0) << with_token.output;
+    EXPECT_THAT(with_token.output, HasSubstr("AVAILABLE"));
+    // Plaintext does not reach it, health included.
+    const CommandResult plaintext = RunCommand(
+        {ClientBinary(), "--server", server.address(), "--timeout", "30000", "health"});
+    EXPECT_NE(plaintext.exit_code, 0) << plaintext.output;
+    EXPECT_EQ(server.Stop(), 0) << server.Log();
   }
 }
 

@@ -229,6 +229,21 @@ TEST(LifecycleTest, ClientUnloadAndLoadUnderLoad) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The poller and the loader wait side by side: a load asked for while the
+// server polls must reach the loader every time.
+TEST(LifecycleTest, LoadsAndUnloadsWhilePollingEachReturn) {
+  TestRepository repository("", {1, 2});
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(repository.path(), {"--repository-poll-seconds", "3600"}));
+  auto client = server.NewClient(std::chrono::seconds(60));
+  for (int i = 0; i < 10; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(client->LoadModel(kTestModel, 1).ok());
+    EXPECT_EQ(States(*client, kTestModel)[1], v1::MODEL_STATE_AVAILABLE);
+    ASSERT_TRUE(client->UnloadModel(kTestModel, 1).ok());
+  }
+}
+
 TEST(LifecycleTest, ASecondVersionAddsNoBatchThread) {
   TestRepository repository;
   repository.AddVersion("othermodel", 1, "");

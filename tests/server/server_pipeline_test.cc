@@ -1,6 +1,8 @@
 // The request pipeline and a servable in-process, on the test model: the
 // refusal while draining and a model failure becoming INTERNAL.
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <string>
 #include <thread>
 
@@ -144,6 +146,87 @@ TEST_F(PipelineTest, ACallWhoseDeadlineHasPassedIsNotDecoded) {
   // Durations are on the fake clock too: it stood still.
   EXPECT_EQ(in_time->cost.preprocess_us, 0);
   EXPECT_EQ(in_time->cost.total_us, 0);
+}
+
+// The fake clock stands still and nothing else is queued, so a deadline
+// set from the servable's compute-time model decides the keep rate.
+class AdaptiveKeepRateTest : public PipelineTest {
+ protected:
+  void SetUp() override {
+    PipelineTest::SetUp();
+    auto servable = repository_->Find(kTestModel, std::nullopt);
+    ASSERT_TRUE(servable.ok());
+    servable_ = *servable;
+    // Warm-up ran batches: the model has something to predict from.
+    ASSERT_TRUE(servable_->compute_model().Current().has_value());
+    input_.model = kTestModel;
+    input_.image = image_;
+  }
+  Duration Predicted(double gmacs) const {
+    return std::chrono::duration_cast<Duration>(
+        std::chrono::duration<double>(servable_->compute_model().Current()->Seconds(gmacs)));
+  }
+
+  const std::string image_ = ReadBytes(TestData("preprocess/leaf_300x300.png"));
+  std::shared_ptr<const ServableModel> servable_;
+  ClassifyInput input_;
+};
+
+TEST_F(AdaptiveKeepRateTest, WithoutADeadlineTheHighestAllowed) {
+  input_.min_keep_rate = 0.2f;
+  absl::StatusOr<ClassifyOutput> out = Classify(input_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->keep_rate, servable_->serving().keep_rate.max);
+}
+
+TEST_F(AdaptiveKeepRateTest, TheHighestKeepRateThatMeetsTheDeadline) {
+  const std::vector<RateCost>& rates = servable_->adaptive_rates();
+  ASSERT_GE(rates.size(), 3u);
+  EXPECT_EQ(rates.front().keep_rate, 1.0);
+  EXPECT_DOUBLE_EQ(rates.back().keep_rate, 0.1);
+  // A deadline between the cost of the keep rate in the middle and the next
+  // dearer one.
+  size_t target = rates.size() / 2;
+  while (target > 0 && rates[target - 1].gmacs <= rates[target].gmacs) --target;
+  ASSERT_GT(target, 0u) << "the keep rates all cost the same";
+  const Duration budget = (Predicted(rates[target].gmacs) + Predicted(rates[target - 1].gmacs)) / 2;
+  input_.min_keep_rate = 0.1f;
+  absl::StatusOr<ClassifyOutput> out = Classify(input_, clock_.Now() + budget);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_DOUBLE_EQ(out->keep_rate, rates[target].keep_rate);
+  EXPECT_LT(out->keep_rate, 1.0);
+}
+
+TEST_F(AdaptiveKeepRateTest, PredictedToMissEvenAtTheMinimumIsRefusedUncomputed) {
+  const double batches = metrics_->AddModel(kTestModel, 1)->batches->Value();
+  input_.min_keep_rate = 0.3f;
+  const Duration too_short = Predicted(servable_->GmacsAt(0.3)) / 2;
+  absl::StatusOr<ClassifyOutput> refused = Classify(input_, clock_.Now() + too_short);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDeadlineExceeded) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("predicted to finish"));
+  // A fixed keep rate is held to its deadline the same way.
+  input_.min_keep_rate.reset();
+  input_.keep_rate = 1.0f;
+  refused = Classify(input_, clock_.Now() + Predicted(servable_->gmacs_full()) / 2);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDeadlineExceeded) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("or set min_keep_rate"));
+  EXPECT_EQ(metrics_->AddModel(kTestModel, 1)->batches->Value(), batches);
+  EXPECT_EQ(metrics_->AddModel(kTestModel, 1)->deadline_refused->Value(), 2);
+}
+
+TEST_F(AdaptiveKeepRateTest, MinKeepRateOutsideThePolicyIsInvalidArgument) {
+  input_.min_keep_rate = 0.05f;
+  absl::StatusOr<ClassifyOutput> out = Classify(input_);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(out.status().message(), HasSubstr("min_keep_rate 0.05"));
+  input_.min_keep_rate = std::nanf("");
+  EXPECT_EQ(Classify(input_).status().code(), absl::StatusCode::kInvalidArgument);
+  // An explicit keep rate wins over min_keep_rate.
+  input_.min_keep_rate = 0.2f;
+  input_.keep_rate = 0.7f;
+  out = Classify(input_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_DOUBLE_EQ(out->keep_rate, 0.7);
 }
 
 TEST(PoolLayoutTest, TheServingJsonFilesSetTheLayoutWhenTheyAgree) {

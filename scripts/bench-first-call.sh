@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The first call on a freshly rolled-out model version against its steady
-# latency, with and without warm-up. Per round and warm-up setting: starts
-# clca-server (polling the repository every 0.2 s) with the demo model as
-# version 1, answers 20 calls, moves version 2 in (staged, then renamed),
-# waits until `clca-client models` shows it AVAILABLE, then classifies one
-# image on version 2 (the first call) and 20 more (steady). Prints the first
-# call's total_us and compute_us (as the server reports them) beside the
-# median of the 20, and their ratio.
+# The first call on a model version that just became AVAILABLE against its
+# steady latency, with and without warm-up. Per round and warm-up setting:
+# starts clca-server (polling the repository every 0.2 s) with the demo model
+# as version 1 and classifies one image (the first call after start) and 20
+# more (steady); then moves version 2 in (staged, then renamed), waits until
+# `clca-client models` shows it AVAILABLE, and does the same on version 2
+# (the first call after a rollout). Prints the first call's total_us and
+# compute_us (as the server reports them) beside the median of the 20, and
+# their ratio.
 #   OUT (default bench-results/first-call), BUILD (default build), ROUNDS (3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,19 @@ classify() {
   "$BUILD/client/clca-client" classify "$IMAGE" --server "$address" --model clca-demo "$@" --json
 }
 
+report() {
+  local what=$1 first=$2 steady=$3
+  local first_total first_compute steady_total steady_compute
+  first_total=$(echo "$first" | field total_us)
+  first_compute=$(echo "$first" | field compute_us)
+  steady_total=$(echo "$steady" | field total_us | median)
+  steady_compute=$(echo "$steady" | field compute_us | median)
+  echo "$what first_total_us=$first_total steady_total_us=$steady_total" \
+       "ratio_total=$(awk "BEGIN {printf \"%.2f\", $first_total / $steady_total}")" \
+       "first_compute_us=$first_compute steady_compute_us=$steady_compute" \
+       "ratio_compute=$(awk "BEGIN {printf \"%.2f\", $first_compute / $steady_compute}")"
+}
+
 for round in $(seq 1 "$ROUNDS"); do
   for warmup in true false; do
     repo=$OUT/repo-$warmup
@@ -35,7 +49,11 @@ for round in $(seq 1 "$ROUNDS"); do
     sed -i "s/}\$/, \"warmup\": $warmup}/" "$version/serving.json"
     start_server "$OUT/server-$warmup.log" --model-repository "$repo" --repository-poll-seconds 0.2 \
       --log-level warn
-    for _ in $(seq 1 20); do classify --version 1 >/dev/null; done
+    # The first call after the server started (version 1 AVAILABLE).
+    first=$(classify --version 1)
+    steady=$(for _ in $(seq 1 20); do classify --version 1; done)
+    report "round=$round warmup=$warmup at=start" "$first" "$steady"
+    # The first call on version 2, moved in while the server runs.
     cp -r "$version" "$repo/clca-demo/.staging-2"
     mv "$repo/clca-demo/.staging-2" "$repo/clca-demo/2"
     for _ in $(seq 1 300); do
@@ -44,14 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     first=$(classify --version 2)
     steady=$(for _ in $(seq 1 20); do classify --version 2; done)
-    first_total=$(echo "$first" | field total_us)
-    first_compute=$(echo "$first" | field compute_us)
-    steady_total=$(echo "$steady" | field total_us | median)
-    steady_compute=$(echo "$steady" | field compute_us | median)
-    echo "round=$round warmup=$warmup first_total_us=$first_total steady_total_us=$steady_total" \
-         "ratio_total=$(awk "BEGIN {printf \"%.2f\", $first_total / $steady_total}")" \
-         "first_compute_us=$first_compute steady_compute_us=$steady_compute" \
-         "ratio_compute=$(awk "BEGIN {printf \"%.2f\", $first_compute / $steady_compute}")"
+    report "round=$round warmup=$warmup at=rollout" "$first" "$steady"
     kill -TERM "$server"
     wait "$server" || true
     server=""

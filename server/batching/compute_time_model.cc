@@ -36,6 +36,18 @@ std::optional<ComputeTimeModel::Fit> ComputeTimeModel::Current() const {
   return fit;
 }
 
+void ArrivalRate::Record(TimePoint now) {
+  absl::MutexLock lock(&mu_);
+  arrivals_.push_back(now);
+  while (!arrivals_.empty() && arrivals_.front() <= now - window_) arrivals_.pop_front();
+}
+
+double ArrivalRate::PerSecond(TimePoint now) const {
+  absl::MutexLock lock(&mu_);
+  while (!arrivals_.empty() && arrivals_.front() <= now - window_) arrivals_.pop_front();
+  return static_cast<double>(arrivals_.size()) / std::chrono::duration<double>(window_).count();
+}
+
 std::optional<size_t> ChooseKeepRate(const std::vector<RateCost>& rates,
                                      const ComputeTimeModel::Fit& fit, TimePoint now,
                                      Duration wait, TimePoint deadline) {

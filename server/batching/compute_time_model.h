@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <optional>
 #include <vector>
 
@@ -42,6 +43,21 @@ class ComputeTimeModel {
   double y_ ABSL_GUARDED_BY(mu_) = 0;
   double xx_ ABSL_GUARDED_BY(mu_) = 0;
   double xy_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Requests per second over a sliding window, from their arrival times.
+// Thread-safe.
+class ArrivalRate {
+ public:
+  explicit ArrivalRate(Duration window = std::chrono::seconds(2)) : window_(window) {}
+  void Record(TimePoint now);
+  // Arrivals within the window before `now`, per second.
+  double PerSecond(TimePoint now) const;
+
+ private:
+  const Duration window_;
+  mutable absl::Mutex mu_;
+  mutable std::deque<TimePoint> arrivals_ ABSL_GUARDED_BY(mu_);
 };
 
 // A keep rate the server may choose, and what one image costs at it.

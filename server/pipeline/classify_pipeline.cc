@@ -244,6 +244,62 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
     return Complete(*request, CallEnded(call, start));
   }
   const ServableModel& servable = *request->servable;
+  // The keep rate, chosen before decoding when the request lets the server
+  // choose, and the compute the task adds to the backlog. A call predicted to
+  // finish past its deadline, even at the lowest keep rate it allows, is
+  // answered now, neither decoded nor computed.
+  Duration predicted_compute{};
+  const TimePoint arrival = clock_->Now();
+  servable.arrivals().Record(arrival);
+  if (std::optional<ComputeTimeModel::Fit> fit = servable.compute_model().Current()) {
+    const TimePoint now = arrival;
+    // Decoding comes first, at about its recent duration.
+    const Duration wait = servable.BacklogPerWorker() + RecentPreprocessTime();
+    const int max_batch = servable.serving().batching.max_batch_size;
+    std::vector<RateCost> rates;
+    if (request->min_keep_rate) {
+      // Of the allowed keep rates, those at which the recent arrivals would
+      // keep the workers at most 90 % busy (batches full): choosing by the
+      // backlog alone would let the first callers of a burst take the
+      // highest keep rate and leave the next ones only refusals.
+      const double per_second = servable.arrivals().PerSecond(now);
+      const double capacity = 0.9 * servable.workers();
+      const RateCost* lowest = nullptr;
+      for (const RateCost& rate : servable.adaptive_rates()) {
+        if (rate.keep_rate < *request->min_keep_rate - 1e-9) continue;
+        lowest = &rate;
+        const double cost = fit->per_gmac * rate.gmacs + fit->fixed / max_batch;
+        if (per_second * cost <= capacity) rates.push_back(rate);
+      }
+      if (rates.empty() || rates.back().keep_rate != lowest->keep_rate) rates.push_back(*lowest);
+    } else {
+      rates.push_back({request->keep_rate, servable.GmacsAt(request->keep_rate)});
+    }
+    const std::optional<size_t> chosen = ChooseKeepRate(rates, *fit, now, wait, call.deadline);
+    if (!chosen) {
+      request->refused_for_deadline = true;
+      const double late_ms = std::chrono::duration<double, std::milli>(
+                                 now + wait - call.deadline).count() +
+                             1e3 * fit->Seconds(rates.back().gmacs);
+      return Complete(*request, absl::DeadlineExceededError(absl::StrFormat(
+                                    "predicted to finish %.0f ms after the deadline at keep "
+                                    "rate %g (%.0f ms of work queued ahead); not computed: "
+                                    "retry with a longer deadline%s",
+                                    late_ms, rates.back().keep_rate,
+                                    std::chrono::duration<double, std::milli>(wait).count(),
+                                    request->min_keep_rate ? "" : " or set min_keep_rate")));
+    }
+    request->keep_rate = rates[*chosen].keep_rate;
+    // A batch's fixed cost is shared by the images of the batch: under load,
+    // when a backlog builds up, batches are full.
+    predicted_compute = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
+        fit->per_gmac * rates[*chosen].gmacs + fit->fixed / max_batch));
+  } else if (request->min_keep_rate) {
+    // Nothing has run yet to predict from: the highest allowed.
+    request->keep_rate = servable.adaptive_rates().front().keep_rate;
+  }
+  if (request->min_keep_rate) servable.metrics()->adaptive_keep_rate->Observe(request->keep_rate);
+
   PreprocessOptions preprocess;
   preprocess.input_size = servable.config().input_size;
   preprocess.max_encoded_bytes = options_.max_image_bytes;
@@ -269,54 +325,13 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
     tensor = absl::InvalidArgumentError(absl::StrCat("cannot decode the image: ", e.what()));
   }
   request->preprocess_time = clock_->Now() - start;
+  RecordPreprocessTime(request->preprocess_time);
   if (!tensor.ok()) {
     return Complete(*request, absl::Status(tensor.status().code(),
                                            absl::StrCat("image: ", tensor.status().message())));
   }
   servable.metrics()->preprocess_seconds->Observe(
       std::chrono::duration<double>(request->preprocess_time).count());
-
-  // The keep rate, chosen here when the request lets the server choose, and
-  // the compute the task adds to the backlog. A call predicted to finish past
-  // its deadline, even at the lowest keep rate it allows, is answered now
-  // rather than computed late.
-  Duration predicted_compute{};
-  if (std::optional<ComputeTimeModel::Fit> fit = servable.compute_model().Current()) {
-    const TimePoint now = clock_->Now();
-    const Duration wait = servable.BacklogPerWorker();
-    std::vector<RateCost> rates;
-    if (request->min_keep_rate) {
-      for (const RateCost& rate : servable.adaptive_rates()) {
-        if (rate.keep_rate >= *request->min_keep_rate - 1e-9) rates.push_back(rate);
-      }
-    } else {
-      rates.push_back({request->keep_rate, servable.GmacsAt(request->keep_rate)});
-    }
-    const std::optional<size_t> chosen = ChooseKeepRate(rates, *fit, now, wait, call.deadline);
-    if (!chosen) {
-      request->refused_for_deadline = true;
-      const double late_ms = std::chrono::duration<double, std::milli>(
-                                 now + wait - call.deadline).count() +
-                             1e3 * fit->Seconds(rates.back().gmacs);
-      return Complete(*request, absl::DeadlineExceededError(absl::StrFormat(
-                                    "predicted to finish %.0f ms after the deadline at keep "
-                                    "rate %g (%.0f ms of work queued ahead); not computed: "
-                                    "retry with a longer deadline%s",
-                                    late_ms, rates.back().keep_rate,
-                                    std::chrono::duration<double, std::milli>(wait).count(),
-                                    request->min_keep_rate ? "" : " or set min_keep_rate")));
-    }
-    request->keep_rate = rates[*chosen].keep_rate;
-    // A batch's fixed cost is shared by the images of the batch.
-    const int batch = std::min<int>(servable.serving().batching.max_batch_size,
-                                    static_cast<int>(servable.queue()->depth()) + 1);
-    predicted_compute = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
-        fit->per_gmac * rates[*chosen].gmacs + fit->fixed / batch));
-  } else if (request->min_keep_rate) {
-    // Nothing has run yet to predict from: the highest allowed.
-    request->keep_rate = servable.adaptive_rates().front().keep_rate;
-  }
-  if (request->min_keep_rate) servable.metrics()->adaptive_keep_rate->Observe(request->keep_rate);
 
   auto task = std::make_unique<InferenceTask>();
   task->request_id = call.request_id;
@@ -356,6 +371,16 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
   absl::Status status = queue->Schedule(&task);
   if (!status.ok()) return task->Finish(status);
   if (call.cancel && call.cancel->SetQueue(queue)) queue->NotifyCancelled();
+}
+
+void ClassifyPipeline::RecordPreprocessTime(Duration took) {
+  absl::MutexLock lock(&mu_);
+  recent_preprocess_ = (recent_preprocess_ * 7 + took) / 8;
+}
+
+Duration ClassifyPipeline::RecentPreprocessTime() const {
+  absl::MutexLock lock(&mu_);
+  return recent_preprocess_;
 }
 
 void ClassifyPipeline::Complete(Request& request, absl::StatusOr<ClassifyOutput> result) {

@@ -107,6 +107,9 @@ class ClassifyPipeline {
   void Preprocess(std::shared_ptr<Request> request);
   void Complete(Request& request, absl::StatusOr<ClassifyOutput> result);
   bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return accepted_ == answered_; }
+  // An average of the recent decoding times (exponentially weighted).
+  void RecordPreprocessTime(Duration took);
+  Duration RecentPreprocessTime() const;
 
   const ModelRepository* repository_;
   Metrics* metrics_;
@@ -119,6 +122,7 @@ class ClassifyPipeline {
   int64_t answered_ ABSL_GUARDED_BY(mu_) = 0;
   // Bytes of the images waiting to be decoded.
   int64_t pending_decode_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  Duration recent_preprocess_ ABSL_GUARDED_BY(mu_){};
 
   std::unique_ptr<ThreadPool> preprocess_pool_;
 };

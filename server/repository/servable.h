@@ -94,6 +94,10 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
   const ComputeTimeModel& compute_model() const { return compute_model_; }
   // Compute already waiting or running on the shared workers, per worker.
   Duration BacklogPerWorker() const;
+  // Requests for this version reaching the batch queue, recently.
+  ArrivalRate& arrivals() const { return arrivals_; }
+  // Batch workers of the shared pool.
+  int workers() const { return scheduler_->num_workers(); }
 
   // Multiply-accumulates per image at keep rate 1, in billions.
   double gmacs_full() const { return full_cost_.gmacs(); }
@@ -110,6 +114,7 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
   std::vector<std::pair<double, Cost>> standard_costs_;
   std::vector<RateCost> adaptive_rates_;
   mutable ComputeTimeModel compute_model_;
+  mutable ArrivalRate arrivals_;
   BatchScheduler* scheduler_ = nullptr;
   std::unique_ptr<BatchScheduler::Queue> queue_;
 };

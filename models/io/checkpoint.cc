@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,7 @@
 
 #include <caffe2/serialize/inline_container.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -179,7 +181,104 @@ void StripModulePrefix(StateDict* state_dict) {
   for (auto& entry : *state_dict) entry.first.erase(0, kPrefix.size());
 }
 
+uint64_t LeBytes(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// Reads the archive's central directory and checks the size each record
+// declares before LibTorch's reader allocates it: a stored record (what
+// torch.save writes) cannot be larger than the file, a compressed one not
+// larger than `max_bytes`.
+absl::Status CheckZipRecordSizes(const std::string& path, uint64_t file_size,
+                                 uint64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  auto read_at = [&](uint64_t offset, uint64_t n, std::string* out) {
+    if (offset > file_size || n > file_size - offset) return false;
+    out->resize(n);
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(offset));
+    in.read(out->data(), static_cast<std::streamsize>(n));
+    return static_cast<uint64_t>(in.gcount()) == n;
+  };
+  const auto corrupt = [](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("corrupt zip archive: ", what));
+  };
+  std::string tail;
+  const uint64_t tail_size = std::min<uint64_t>(file_size, 22 + 65535);
+  if (tail_size < 22 || !read_at(file_size - tail_size, tail_size, &tail)) {
+    return corrupt("no end of central directory");
+  }
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() - 22 + 1; i-- > 0;) {
+    if (tail.compare(i, 4, "PK\x05\x06") == 0) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd == std::string::npos) return corrupt("no end of central directory");
+  const char* e = tail.data() + eocd;
+  uint64_t entries = LeBytes(e + 10, 2), cd_size = LeBytes(e + 12, 4),
+           cd_offset = LeBytes(e + 16, 4);
+  if (entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
+    std::string record;
+    if (eocd < 20 || tail.compare(eocd - 20, 4, "PK\x06\x07") != 0 ||
+        !read_at(LeBytes(e - 20 + 8, 8), 56, &record) || record.compare(0, 4, "PK\x06\x06") != 0) {
+      return corrupt("no zip64 end of central directory");
+    }
+    entries = LeBytes(record.data() + 32, 8);
+    cd_size = LeBytes(record.data() + 40, 8);
+    cd_offset = LeBytes(record.data() + 48, 8);
+  }
+  std::string cd;
+  if (!read_at(cd_offset, cd_size, &cd)) return corrupt("central directory outside the file");
+  size_t at = 0;
+  for (uint64_t i = 0; i < entries; ++i) {
+    if (at + 46 > cd.size() || cd.compare(at, 4, "PK\x01\x02") != 0) {
+      return corrupt("bad central directory entry");
+    }
+    const char* h = cd.data() + at;
+    const uint64_t method = LeBytes(h + 10, 2);
+    uint64_t compressed = LeBytes(h + 20, 4), size = LeBytes(h + 24, 4);
+    const size_t name_length = LeBytes(h + 28, 2), extra_length = LeBytes(h + 30, 2),
+                 comment_length = LeBytes(h + 32, 2);
+    if (at + 46 + name_length + extra_length + comment_length > cd.size()) {
+      return corrupt("bad central directory entry");
+    }
+    // Zip64: the 64-bit sizes in the extra field, in order, for those marked.
+    for (size_t x = at + 46 + name_length; x + 4 <= at + 46 + name_length + extra_length;) {
+      const uint64_t id = LeBytes(cd.data() + x, 2), length = LeBytes(cd.data() + x + 2, 2);
+      size_t field = x + 4;
+      if (id == 1) {
+        for (uint64_t* value : {&size, &compressed}) {
+          if (*value == 0xFFFFFFFF && field + 8 <= x + 4 + length) {
+            *value = LeBytes(cd.data() + field, 8);
+            field += 8;
+          }
+        }
+      }
+      x += 4 + length;
+    }
+    const uint64_t limit = method == 0 ? file_size : max_bytes;
+    if (size > limit) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "archive record '", absl::CHexEscape(cd.substr(at + 46, std::min<size_t>(name_length, 80))),
+          "' declares ", size, " bytes, more than ", limit, " in a ", file_size, "-byte file"));
+    }
+    at += 46 + name_length + extra_length + comment_length;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Checkpoint> LoadTorchZip(const std::string& path, uint64_t file_size) {
+  // Tensors may share storage, but a real checkpoint does not expand to many
+  // times its size (float16 to float32 doubles it); this stops a small file
+  // from naming one large storage over and over.
+  const uint64_t max_bytes = 8 * file_size + (uint64_t{64} << 20);
+  if (absl::Status sizes = CheckZipRecordSizes(path, file_size, max_bytes); !sizes.ok()) {
+    return sizes;
+  }
   PyTorchStreamReader reader(path);
   if (reader.hasRecord("byteorder")) {
     auto [data, size] = reader.getRecord("byteorder");
@@ -208,10 +307,6 @@ absl::StatusOr<Checkpoint> LoadTorchZip(const std::string& path, uint64_t file_s
   }
   TensorReader tensors(&reader);
   std::unordered_map<std::string, size_t> index;  // A repeated name replaces the earlier value.
-  // Tensors may share storage, but a real checkpoint does not expand to many
-  // times its size (float16 to float32 doubles it); this stops a small file
-  // from naming one large storage over and over.
-  const uint64_t max_bytes = 8 * file_size + (uint64_t{64} << 20);
   uint64_t total_bytes = 0;
   for (const auto& [key, value] : weights->first->entries) {
     auto t = tensors.Read(*value);

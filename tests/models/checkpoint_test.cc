@@ -248,6 +248,17 @@ TEST(PickleTest, SelfReferenceTwiceStaysSmall) {
   EXPECT_LT(dumped.size(), size_t{64} << 10);
 }
 
+// Found by fuzz_checkpoint: a 1446-byte archive whose record declared 4 GiB
+// made LibTorch's reader allocate it; sizes are now checked first.
+TEST(CheckpointTest, ARecordLargerThanTheFileIsRefusedBeforeItIsRead) {
+  const std::string path =
+      std::string(CLCA_TEST_DATA) + "/../../fuzz/corpus/fuzz_checkpoint/oom_record_size_4gib.pth";
+  absl::StatusOr<Checkpoint> checkpoint = LoadCheckpoint(path);
+  EXPECT_EQ(checkpoint.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(checkpoint.status().message().find("declares 4294967295 bytes"), std::string::npos)
+      << checkpoint.status();
+}
+
 TEST(PickleTest, WriterOutputReadsBack) {
   PickleWriter w;
   const std::vector<int64_t> ints = {0,       255,     256,    65535,  65536, -1, -256,

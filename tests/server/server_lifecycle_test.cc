@@ -261,11 +261,11 @@ TEST(LifecycleTest, ASecondVersionAddsNoBatchThread) {
 }
 
 TEST(LifecycleTest, ModelsAndKeepRatesShareASaturatedWorker) {
-  // One worker, and batches that only run full or when flushed by the
-  // delay: every queue always has a full batch waiting.
-  TestRepository repository(R"({"max_batch_size": 2, "max_queue_delay_us": 600000000})");
-  repository.AddVersion("othermodel", 1,
-                        R"({"max_batch_size": 2, "max_queue_delay_us": 600000000})");
+  // One worker, and six callers per queue for batches of two: every queue
+  // always has a full batch waiting. The delay only lets the last odd
+  // request of a stopping caller run.
+  TestRepository repository(R"({"max_batch_size": 2, "max_queue_delay_us": 200000})");
+  repository.AddVersion("othermodel", 1, R"({"max_batch_size": 2, "max_queue_delay_us": 200000})");
   ServerProcess server;
   ASSERT_TRUE(server.Start(repository.path(), {"--workers", "1"}));
   {

@@ -249,13 +249,18 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
   // finish past its deadline, even at the lowest keep rate it allows, is
   // answered now, neither decoded nor computed.
   Duration predicted_compute{};
-  const TimePoint arrival = clock_->Now();
-  servable.arrivals().Record(arrival);
+  servable.arrivals().Record(start);
   if (std::optional<ComputeTimeModel::Fit> fit = servable.compute_model().Current()) {
-    const TimePoint now = arrival;
+    const TimePoint now = start;
     // Decoding comes first, at about its recent duration.
     const Duration wait = servable.BacklogPerWorker() + RecentPreprocessTime();
+    // What one image adds to the workers' load: a batch's fixed cost is
+    // shared by its images, and under load, when a backlog builds up,
+    // batches are full.
     const int max_batch = servable.serving().batching.max_batch_size;
+    const auto per_image_seconds = [&](double gmacs) {
+      return fit->per_gmac * gmacs + fit->fixed / max_batch;
+    };
     std::vector<RateCost> rates;
     if (request->min_keep_rate) {
       // Of the allowed keep rates, those at which the recent arrivals would
@@ -268,8 +273,7 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
       for (const RateCost& rate : servable.adaptive_rates()) {
         if (rate.keep_rate < *request->min_keep_rate - 1e-9) continue;
         lowest = &rate;
-        const double cost = fit->per_gmac * rate.gmacs + fit->fixed / max_batch;
-        if (per_second * cost <= capacity) rates.push_back(rate);
+        if (per_second * per_image_seconds(rate.gmacs) <= capacity) rates.push_back(rate);
       }
       if (rates.empty() || rates.back().keep_rate != lowest->keep_rate) rates.push_back(*lowest);
     } else {
@@ -290,10 +294,8 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
                                     request->min_keep_rate ? "" : " or set min_keep_rate")));
     }
     request->keep_rate = rates[*chosen].keep_rate;
-    // A batch's fixed cost is shared by the images of the batch: under load,
-    // when a backlog builds up, batches are full.
-    predicted_compute = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(
-        fit->per_gmac * rates[*chosen].gmacs + fit->fixed / max_batch));
+    predicted_compute = std::chrono::duration_cast<Duration>(
+        std::chrono::duration<double>(per_image_seconds(rates[*chosen].gmacs)));
   } else if (request->min_keep_rate) {
     // Nothing has run yet to predict from: the highest allowed.
     request->keep_rate = servable.adaptive_rates().front().keep_rate;

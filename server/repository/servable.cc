@@ -182,14 +182,7 @@ absl::Status ServableModel::WarmUp() {
 }
 
 absl::StatusOr<double> ServableModel::ResolveMinKeepRate(float requested) const {
-  const double rate = ClientKeepRate(requested);
-  const KeepRatePolicy& policy = spec_.serving.keep_rate;
-  if (!std::isfinite(rate) || rate < policy.min || rate > policy.max) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "min_keep_rate %g is not allowed for model %s version %d: use a number in [%g, %g]",
-        rate, spec_.name, spec_.version, policy.min, policy.max));
-  }
-  return rate;
+  return AllowedKeepRate(requested, "min_keep_rate", "");
 }
 
 double ServableModel::GmacsAt(double keep_rate) const {
@@ -206,13 +199,19 @@ Duration ServableModel::BacklogPerWorker() const {
 
 absl::StatusOr<double> ServableModel::ResolveKeepRate(std::optional<float> requested) const {
   if (!requested) return default_keep_rate_;
-  const double rate = ClientKeepRate(*requested);
+  return AllowedKeepRate(*requested, "keep_rate",
+                         absl::StrFormat(" or leave it unset for the default %g",
+                                         default_keep_rate_));
+}
+
+absl::StatusOr<double> ServableModel::AllowedKeepRate(float requested, absl::string_view field,
+                                                      absl::string_view hint) const {
+  const double rate = ClientKeepRate(requested);
   const KeepRatePolicy& policy = spec_.serving.keep_rate;
   if (!std::isfinite(rate) || rate < policy.min || rate > policy.max) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "keep_rate %g is not allowed for model %s version %d: use a number in [%g, %g] "
-        "or leave it unset for the default %g",
-        rate, spec_.name, spec_.version, policy.min, policy.max, default_keep_rate_));
+        "%s %g is not allowed for model %s version %d: use a number in [%g, %g]%s", field, rate,
+        spec_.name, spec_.version, policy.min, policy.max, hint));
   }
   return rate;
 }

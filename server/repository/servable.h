@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "models/vit/cost.h"
 #include "models/vit/model.h"
 #include "server/batching/batch_scheduler.h"
@@ -104,6 +105,10 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
 
  private:
   ServableModel(Spec spec, ModelMetrics* metrics);
+  // `requested` as the decimal the client meant, when the keep-rate policy
+  // allows it; INVALID_ARGUMENT naming `field`, then `hint`, otherwise.
+  absl::StatusOr<double> AllowedKeepRate(float requested, absl::string_view field,
+                                         absl::string_view hint) const;
   // Runs on a worker thread: one forward pass, then completes every task.
   void RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) const;
 

@@ -151,6 +151,9 @@ struct PerfPoint {
   // Successful requests whose client-side latency was within the deadline,
   // per second; equal to throughput_per_s without a deadline.
   double goodput_per_s = 0;
+  // Multiply-accumulates the server reported for those requests, in
+  // billions per second: the work served, whatever the keep rates.
+  double gmacs_per_s = 0;
   // With a deadline, those requests over all requests of the windows,
   // failed ones included (0 when there were none). Without one, 1: no
   // request can miss it (failures show in `errors`).

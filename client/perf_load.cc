@@ -96,6 +96,7 @@ class PointState {
       sample.compute_us = cost.compute_us();
       sample.total_us = cost.total_us();
       sample.response_keep_rate = response->keep_rate();
+      sample.gmacs = cost.gmacs();
     }
     std::lock_guard<std::mutex> lock(mutex_);
     samples_.push_back(sample);

@@ -211,6 +211,7 @@ std::string PerfJson(const ReportContext& context, const PerfReport& report) {
     point["duration_s"] = Rounded(p.duration_s, 3);
     point["throughput_per_s"] = Rounded(p.throughput_per_s, 3);
     point["goodput_per_s"] = Rounded(p.goodput_per_s, 3);
+    point["gmacs_per_s"] = Rounded(p.gmacs_per_s, 3);
     point["deadline_met_ratio"] = Rounded(p.deadline_met_ratio, 4);
     point["latency_ms"] = {{"avg", Rounded(p.latency.avg_ms, 3)},
                            {"p50", Rounded(p.latency.p50_ms, 3)},
@@ -271,7 +272,8 @@ std::string PerfCsv(const ReportContext& context, const PerfReport& report) {
     }
   }
   // Added last, so that the earlier columns keep their positions.
-  for (const char* column : {"goodput_per_s", "deadline_met_ratio", "mean_keep_rate"}) {
+  for (const char* column :
+       {"goodput_per_s", "deadline_met_ratio", "mean_keep_rate", "gmacs_per_s"}) {
     header.push_back(column);
   }
   std::string out = absl::StrCat(absl::StrJoin(header, ","), "\n");
@@ -312,6 +314,7 @@ std::string PerfCsv(const ReportContext& context, const PerfReport& report) {
     row.push_back(absl::StrFormat("%.3f", p.goodput_per_s));
     row.push_back(absl::StrFormat("%.4f", p.deadline_met_ratio));
     row.push_back(absl::StrFormat("%.4f", p.mean_keep_rate));
+    row.push_back(absl::StrFormat("%.3f", p.gmacs_per_s));
     absl::StrAppend(&out, absl::StrJoin(row, ","), "\n");
   }
   return out;

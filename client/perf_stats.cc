@@ -87,7 +87,7 @@ void SummarizeWindows(const std::deque<Window>& windows, std::chrono::millisecon
   const size_t mix_size = point->keep_rates.size();
   const double deadline_ms = static_cast<double>(deadline.count());
   int64_t within_deadline = 0;
-  double queue = 0, preprocess = 0, compute = 0, total = 0, batch = 0, keep_rate = 0;
+  double queue = 0, preprocess = 0, compute = 0, total = 0, batch = 0, keep_rate = 0, gmacs = 0;
   std::vector<double> added;
   int64_t delayed = 0;
   std::vector<std::vector<const Sample*>> by_keep_rate(mix_size);
@@ -107,6 +107,7 @@ void SummarizeWindows(const std::deque<Window>& windows, std::chrono::millisecon
     total += s->total_us;
     batch += s->batch_size;
     keep_rate += s->response_keep_rate;
+    gmacs += s->gmacs;
     if (deadline_ms <= 0 || s->latency_ms <= deadline_ms) ++within_deadline;
     added.push_back(s->latency_ms - s->compute_us / 1e3);
   }
@@ -122,6 +123,7 @@ void SummarizeWindows(const std::deque<Window>& windows, std::chrono::millisecon
     point->mean_keep_rate = keep_rate / n;
   }
   point->goodput_per_s = duration_s > 0 ? within_deadline / duration_s : 0;
+  point->gmacs_per_s = duration_s > 0 ? gmacs / duration_s : 0;
   if (deadline_ms <= 0) {
     point->deadline_met_ratio = 1;
   } else {

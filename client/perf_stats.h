@@ -41,6 +41,8 @@ struct Sample {
   int64_t total_us = 0;
   // The keep rate the response reports; zero for a failed request.
   float response_keep_rate = 0;
+  // Multiply-accumulates of the image at that keep rate, in billions.
+  double gmacs = 0;
 };
 
 // One measurement window of a point.

@@ -1,5 +1,6 @@
 #include "models/vit/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -155,12 +156,13 @@ struct ClcaModel::Impl {
   std::unique_ptr<TokenReducer> reducer;
 
   absl::Status Load(const StateDict& weights);
-  // Multi-head attention over `x` (= norm1 of the tokens). `summary` (if not
-  // null) receives what an after-attention reducer needs; `select` (if not
-  // null) is an inside-attention step: only the rows it picks are output and
-  // their indices are stored in `*selected`. Returns the heads' outputs side
-  // by side [B, rows, C], before the output projection.
-  Tensor Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
+  // Multi-head attention given `projected` [B, N, 3C] (= qkv of norm1 of
+  // the tokens). `summary` (if not null) receives what an after-attention
+  // reducer needs; `select` (if not null) is an inside-attention step: only
+  // the rows it picks are output and their indices are stored in
+  // `*selected`. Returns the heads' outputs side by side [B, rows, C], before
+  // the output projection.
+  Tensor Attention(const BlockWeights& b, const Tensor& projected, Tokens& tokens,
                    AttentionSummary* summary, const ReductionStep* select,
                    Tensor* selected) const;
   // Mean of tokens [start, end) per image, over real tokens only.
@@ -174,6 +176,12 @@ struct ClcaModel::Impl {
   // `*losses`.
   ForwardResult Run(const Tensor& images, double keep_rate, bool training = false,
                     std::vector<Tensor>* losses = nullptr) const;
+  // A forward pass of groups of images, each at its own keep rate: the first
+  // sizes[0] images at keep_rates[0], the next sizes[1] at keep_rates[1], ...
+  // Returns one result per group.
+  std::vector<ForwardResult> RunGroups(const Tensor& images, const std::vector<int64_t>& sizes,
+                                       const std::vector<double>& keep_rates, bool training,
+                                       std::vector<Tensor>* losses) const;
   absl::Status CheckImages(const Tensor& images) const;
 };
 
@@ -341,12 +349,12 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
   return absl::OkStatus();
 }
 
-Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& x, Tokens& tokens,
-                                  AttentionSummary* summary, const ReductionStep* select,
+Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& projected,
+                                  Tokens& tokens, AttentionSummary* summary, const ReductionStep* select,
                                   Tensor* selected) const {
-  const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2);
+  const Tensor& x = projected;  // for its options, device and type
+  const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2) / 3;
   const int64_t heads = config.num_heads, head_dim = dim / heads;
-  Tensor projected = b.qkv(x);
   Tensor qkv = projected.reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
   Tensor k = qkv[1];
   // Added to every query's scores [B, N]: proportional attention (a merged
@@ -488,22 +496,163 @@ Tensor ClcaModel::Impl::Head(const Tensor& x, const std::vector<Tensor>& cls_per
   return cla_fc(cla_norm(y));
 }
 
+namespace {
+
+// The images of a forward pass that share a keep rate: their tokens, the
+// cross-layer cache and the CLS token of each stage.
+struct RunGroup {
+  double keep_rate = 1.0;
+  Tokens tokens;
+  int64_t pool_end = 0;  // tokens before this index are pooled into the GAP carrier
+  std::vector<Tensor> cache;
+  std::vector<Tensor> cls_per_stage;
+  ForwardResult result;
+};
+
+// Each of `like` [B, N, *] gets its rows of `rows` [sum of B·N, C] as [B, N, C].
+std::vector<Tensor> SplitRows(const Tensor& rows, const std::vector<Tensor>& like) {
+  std::vector<Tensor> parts;
+  parts.reserve(like.size());
+  int64_t start = 0;
+  for (const Tensor& t : like) {
+    const int64_t n = t.size(0) * t.size(1);
+    parts.push_back(rows.narrow(0, start, n).view({t.size(0), t.size(1), rows.size(-1)}));
+    start += n;
+  }
+  return parts;
+}
+
+// The rows of `parts` one after another, padded with zero rows to a multiple
+// of kRowGranule: mixed keep rates give every batch its own row counts, and
+// oneDNN's products are built per row count.
+constexpr int64_t kRowGranule = 32;
+
+// `want` (if not -1) asks for that many rows, at least the parts' own.
+Tensor JoinRows(const std::vector<Tensor>& parts, int64_t want = -1) {
+  int64_t total = 0;
+  bool adjacent = true;  // contiguous parts one after another in one buffer
+  const int64_t width = parts.front().size(-1);
+  for (const Tensor& t : parts) {
+    adjacent = adjacent && t.is_contiguous() && t.size(-1) == width &&
+               t.storage().is_alias_of(parts.front().storage()) &&
+               t.storage_offset() == parts.front().storage_offset() + total * width;
+    total += t.size(0) * t.size(1);
+  }
+  const int64_t padded =
+      want >= 0 ? want : (total + kRowGranule - 1) / kRowGranule * kRowGranule;
+  if (adjacent) {
+    // The rows as they lie, with the buffer's rows after them up to the
+    // padded count where it has them (SplitRows' views of a padded result).
+    const Tensor& first = parts.front();
+    const int64_t available =
+        static_cast<int64_t>(first.storage().nbytes() / first.element_size()) -
+        first.storage_offset();
+    if (available >= padded * width || (want < 0 || want == total)) {
+      const int64_t rows = available >= padded * width ? padded : total;
+      return torch::from_blob(first.data_ptr(), {rows, width}, first.options());
+    }
+  }
+  Tensor rows = torch::empty({padded, parts.front().size(-1)}, parts.front().options());
+  int64_t start = 0;
+  for (const Tensor& t : parts) {
+    const int64_t n = t.size(0) * t.size(1);
+    rows.narrow(0, start, n).copy_(t.reshape({n, t.size(-1)}));
+    start += n;
+  }
+  if (padded > total) rows.narrow(0, total, padded - total).zero_();
+  return rows;
+}
+
+// The row-wise `f` (norms, linear layers, residual adds) over the tokens of
+// every group in one call, so the products see the rows of the whole batch
+// whatever each group's length.
+template <typename F>
+std::vector<Tensor> Rowwise(const std::vector<Tensor>& x, const F& f) {
+  if (x.size() == 1) return {f(x[0])};
+  return SplitRows(f(JoinRows(x)), x);
+}
+
+// As above, over two inputs with the same rows.
+template <typename F>
+std::vector<Tensor> Rowwise(const std::vector<Tensor>& x, const std::vector<Tensor>& y,
+                            const F& f) {
+  if (x.size() == 1) return {f(x[0], y[0])};
+  const Tensor joined = JoinRows(x);
+  return SplitRows(f(joined, JoinRows(y, joined.size(0))), x);
+}
+
+// `whole` as groups of sizes[g] images at keep_rates[g], in order.
+std::vector<RunGroup> SplitGroup(RunGroup whole, const std::vector<int64_t>& sizes,
+                                 const std::vector<double>& keep_rates) {
+  std::vector<RunGroup> groups(sizes.size());
+  int64_t first = 0;
+  const auto part = [&](const Tensor& t, int64_t size) {
+    return t.defined() ? t.narrow(0, first, size) : t;
+  };
+  for (size_t g = 0; g < sizes.size(); ++g) {
+    RunGroup& group = groups[g];
+    const int64_t n = sizes[g];
+    group.keep_rate = keep_rates[g];
+    group.tokens.x = part(whole.tokens.x, n);
+    group.tokens.size = part(whole.tokens.size, n);
+    group.tokens.mask = part(whole.tokens.mask, n);
+    group.tokens.recovered = part(whole.tokens.recovered, n);
+    group.tokens.policy = part(whole.tokens.policy, n);
+    group.pool_end = whole.pool_end;
+    for (const Tensor& t : whole.cache) group.cache.push_back(part(t, n));
+    for (const Tensor& t : whole.cls_per_stage) group.cls_per_stage.push_back(part(t, n));
+    group.result.tokens = whole.result.tokens;
+    first += n;
+  }
+  if (!whole.tokens.losses.empty()) {
+    groups.front().tokens.losses = std::move(whole.tokens.losses);
+  }
+  return groups;
+}
+
+std::vector<Tensor> TokensOf(const std::vector<RunGroup>& groups) {
+  std::vector<Tensor> x;
+  x.reserve(groups.size());
+  for (const RunGroup& g : groups) x.push_back(g.tokens.x);
+  return x;
+}
+
+// Appends `count` tokens of value 1 to a [B, N] or [B, N, 1] per-token tensor.
+void AppendOnes(Tensor& t, int64_t count) {
+  if (!t.defined()) return;
+  std::vector<int64_t> shape = t.sizes().vec();
+  shape[1] = count;
+  t = torch::cat({t, torch::ones(shape, t.options())}, 1);
+}
+
+}  // namespace
+
 ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate, bool training,
                                    std::vector<Tensor>* losses) const {
+  return std::move(RunGroups(images, {images.size(0)}, {keep_rate}, training, losses).front());
+}
+
+std::vector<ForwardResult> ClcaModel::Impl::RunGroups(const Tensor& images,
+                                                      const std::vector<int64_t>& sizes,
+                                                      const std::vector<double>& keep_rates,
+                                                      bool training,
+                                                      std::vector<Tensor>* losses) const {
   const ModelConfig& c = config;
-  ForwardResult result;
-  Tokens tokens;
-  tokens.x = Embed(images);
+  // The images go on as one group up to the first reduction, the first block
+  // where their keep rates make a difference.
+  std::vector<RunGroup> groups(1);
+  groups.front().keep_rate = keep_rates.front();
+  const Tensor embedded = Embed(images);
+  groups.front().tokens.x = embedded;
   if (reducer && reducer->tracks_recovered()) {
-    tokens.recovered = torch::zeros({tokens.x.size(0), tokens.x.size(1), 1}, tokens.x.options());
+    groups.front().tokens.recovered =
+        torch::zeros({embedded.size(0), embedded.size(1), 1}, embedded.options());
   }
+  groups.front().pool_end =
+      embedded.size(1) - (c.has_clr() && !c.clc_pool_clr ? c.num_clr : 0);
   const int64_t n = c.num_patches();
   const std::vector<int> recovery = c.recovery_layers();
   const std::set<int> recovery_set(recovery.begin(), recovery.end());
-  // Tokens before this index are pooled into the cache's GAP carrier.
-  int64_t pool_end = tokens.x.size(1) - (c.has_clr() && !c.clc_pool_clr ? c.num_clr : 0);
-  std::vector<Tensor> cache;
-  std::vector<Tensor> cls_per_stage;
   size_t step_index = 0;
 
   for (int i = 0; i < c.depth; ++i) {
@@ -511,78 +660,95 @@ ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate, bool 
     const bool at_location =
         step_index < c.reduction_loc.size() && c.reduction_loc[step_index] == i;
     const bool reduces = reducer && at_location;
-    const ReductionStep step{static_cast<int>(step_index), keep_rate, n, training};
-    AttentionSummary summary;
-    if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
-      reducer->Reduce(step, summary, tokens);
+    if (reduces && groups.size() < sizes.size()) {
+      groups = SplitGroup(std::move(groups.front()), sizes, keep_rates);
     }
+    const auto step = [&](const RunGroup& g) {
+      return ReductionStep{static_cast<int>(step_index), g.keep_rate, n, training};
+    };
     const bool after_attention =
         reduces && reducer->stage() == TokenReducer::Stage::kAfterAttention;
     const bool inside_attention =
         reduces && reducer->stage() == TokenReducer::Stage::kInsideAttention;
-    Tensor selected;
-    Tensor heads = Attention(b, b.norm1(tokens.x), tokens, after_attention ? &summary : nullptr,
-                             inside_attention ? &step : nullptr, &selected);
-    if (selected.defined()) {
-      tokens.x = tokens.x.gather(1, selected.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
+    if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
+      for (RunGroup& g : groups) reducer->Reduce(step(g), AttentionSummary{}, g.tokens);
     }
-    tokens.x = b.ls1.defined() ? tokens.x + b.proj(heads) * b.ls1 : b.proj.AddTo(tokens.x, heads);
-    if (after_attention) reducer->Reduce(step, summary, tokens);
-    Tensor hidden = b.fc1.Gelu(b.norm2(tokens.x));
-    tokens.x = b.ls2.defined() ? tokens.x + b.fc2(hidden) * b.ls2 : b.fc2.AddTo(tokens.x, hidden);
+    const std::vector<Tensor> projected =
+        Rowwise(TokensOf(groups), [&](const Tensor& x) { return b.qkv(b.norm1(x)); });
+    std::vector<Tensor> heads(groups.size());
+    std::vector<AttentionSummary> summaries(groups.size());
+    for (size_t g = 0; g < groups.size(); ++g) {
+      Tokens& tokens = groups[g].tokens;
+      const ReductionStep select = step(groups[g]);
+      Tensor selected;
+      heads[g] = Attention(b, projected[g], tokens, after_attention ? &summaries[g] : nullptr,
+                           inside_attention ? &select : nullptr, &selected);
+      if (selected.defined()) {
+        tokens.x = tokens.x.gather(1, selected.unsqueeze(-1).expand({-1, -1, tokens.x.size(2)}));
+      }
+    }
+    std::vector<Tensor> x =
+        Rowwise(TokensOf(groups), heads, [&](const Tensor& residual, const Tensor& h) {
+          return b.ls1.defined() ? residual + b.proj(h) * b.ls1 : b.proj.AddTo(residual, h);
+        });
+    for (size_t g = 0; g < groups.size(); ++g) {
+      groups[g].tokens.x = x[g];
+      if (after_attention) reducer->Reduce(step(groups[g]), summaries[g], groups[g].tokens);
+    }
+    x = Rowwise(TokensOf(groups), [&](const Tensor& residual) {
+      Tensor hidden = b.fc1.Gelu(b.norm2(residual));
+      return b.ls2.defined() ? residual + b.fc2(hidden) * b.ls2 : b.fc2.AddTo(residual, hidden);
+    });
     if (at_location) ++step_index;
-    result.tokens.push_back(tokens.x.size(1));
 
-    if (c.clc && recovery_set.count(i)) {
-      pool_end = tokens.x.size(1);
-      if (!cache.empty()) {
-        Tensor recovered = torch::cat(cache, 1);
-        cache.clear();
-        if (tokens.size.defined()) {
-          tokens.size = torch::cat(
-              {tokens.size, torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.size.options())},
-              1);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      RunGroup& group = groups[g];
+      Tokens& tokens = group.tokens;
+      tokens.x = x[g];
+      group.result.tokens.push_back(tokens.x.size(1));
+      if (c.clc && recovery_set.count(i)) {
+        group.pool_end = tokens.x.size(1);
+        if (!group.cache.empty()) {
+          Tensor recovered = torch::cat(group.cache, 1);
+          group.cache.clear();
+          const int64_t count = recovered.size(1);
+          AppendOnes(tokens.size, count);
+          AppendOnes(tokens.mask, count);
+          AppendOnes(tokens.policy, count);
+          AppendOnes(tokens.recovered, count);
+          tokens.x = torch::cat({tokens.x, recovered}, 1);
         }
-        if (tokens.mask.defined()) {
-          tokens.mask = torch::cat(
-              {tokens.mask, torch::ones({recovered.size(0), recovered.size(1)}, tokens.mask.options())},
-              1);
+      }
+      if (c.clc && i < recovery.back()) {
+        // Carriers: the mean of the current patch tokens, then the last tokens
+        // (positionally: after EViT that slot holds the fused token).
+        std::vector<Tensor> carriers;
+        if (c.clc_include_gap) {
+          const int64_t start = c.clc_pool_cls ? 0 : 1;
+          carriers.push_back(PoolTokens(tokens, start, group.pool_end));
         }
-        if (tokens.policy.defined()) {
-          tokens.policy = torch::cat(
-              {tokens.policy,
-               torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.policy.options())},
-              1);
-        }
-        if (tokens.recovered.defined()) {
-          tokens.recovered = torch::cat(
-              {tokens.recovered,
-               torch::ones({recovered.size(0), recovered.size(1), 1}, tokens.recovered.options())},
-              1);
-        }
-        tokens.x = torch::cat({tokens.x, recovered}, 1);
+        if (c.has_clr()) carriers.push_back(LastTokens(tokens, c.num_clr));
+        group.cache.push_back(torch::cat(carriers, 1));
+      }
+      if (c.ifa_head && (at_location || i == c.depth - 1)) {
+        group.cls_per_stage.push_back(tokens.x.select(1, 0));
       }
     }
-    if (c.clc && i < recovery.back()) {
-      // Carriers: the mean of the current patch tokens, then the last tokens
-      // (positionally: after EViT that slot holds the fused token).
-      std::vector<Tensor> carriers;
-      if (c.clc_include_gap) {
-        const int64_t start = c.clc_pool_cls ? 0 : 1;
-        carriers.push_back(PoolTokens(tokens, start, pool_end));
-      }
-      if (c.has_clr()) carriers.push_back(LastTokens(tokens, c.num_clr));
-      cache.push_back(torch::cat(carriers, 1));
-    }
-    if (c.ifa_head && (at_location || i == c.depth - 1)) {
-      cls_per_stage.push_back(tokens.x.select(1, 0));
-    }
   }
-  result.logits = Head(tokens.x, cls_per_stage, training).to(torch::kFloat32);
-  if (losses) {
-    for (Tensor& l : tokens.losses) losses->push_back(std::move(l));
+  if (groups.size() < sizes.size()) {
+    groups = SplitGroup(std::move(groups.front()), sizes, keep_rates);
   }
-  return result;
+  std::vector<ForwardResult> results;
+  results.reserve(groups.size());
+  for (RunGroup& group : groups) {
+    group.result.logits =
+        Head(group.tokens.x, group.cls_per_stage, training).to(torch::kFloat32);
+    if (losses) {
+      for (Tensor& l : group.tokens.losses) losses->push_back(std::move(l));
+    }
+    results.push_back(std::move(group.result));
+  }
+  return results;
 }
 
 ClcaModel::ClcaModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -649,6 +815,60 @@ absl::StatusOr<ForwardResult> ClcaModel::Forward(const torch::Tensor& images, do
   try {
     c10::InferenceMode guard;
     return impl_->Run(images.to(impl_->device, impl_->dtype), keep_rate);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("forward pass failed: ", ExceptionMessage(e)));
+  }
+}
+
+absl::StatusOr<MixedForwardResult> ClcaModel::ForwardMixed(
+    const torch::Tensor& images, const std::vector<double>& keep_rates) const {
+  if (auto s = impl_->CheckImages(images); !s.ok()) return s;
+  if (static_cast<int64_t>(keep_rates.size()) != images.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", keep_rates.size(), " keep rates for ",
+                                                   images.size(0), " images"));
+  }
+  for (double kr : keep_rates) {
+    if (auto s = ValidateKeepRate(kr); !s.ok()) return s;
+  }
+  // Groups of one keep rate, in order of first appearance.
+  std::vector<double> rates;
+  std::vector<std::vector<int64_t>> members;
+  for (size_t i = 0; i < keep_rates.size(); ++i) {
+    const auto it = std::find(rates.begin(), rates.end(), keep_rates[i]);
+    const size_t g = static_cast<size_t>(it - rates.begin());
+    if (it == rates.end()) {
+      rates.push_back(keep_rates[i]);
+      members.emplace_back();
+    }
+    members[g].push_back(static_cast<int64_t>(i));
+  }
+  std::vector<int64_t> order, sizes;
+  for (const auto& m : members) {
+    order.insert(order.end(), m.begin(), m.end());
+    sizes.push_back(static_cast<int64_t>(m.size()));
+  }
+  try {
+    c10::InferenceMode guard;
+    Tensor input = images.to(impl_->device, impl_->dtype);
+    Tensor index;
+    if (rates.size() > 1) {
+      index = torch::tensor(order, torch::kLong).to(impl_->device);
+      input = input.index_select(0, index);
+    }
+    std::vector<ForwardResult> parts =
+        impl_->RunGroups(input, sizes, rates, /*training=*/false, nullptr);
+    MixedForwardResult result;
+    result.tokens.resize(keep_rates.size());
+    std::vector<Tensor> logits;
+    for (size_t g = 0; g < parts.size(); ++g) {
+      logits.push_back(parts[g].logits);
+      for (int64_t i : members[g]) result.tokens[i] = parts[g].tokens;
+    }
+    result.logits = logits.size() == 1 ? logits.front() : torch::cat(logits, 0);
+    if (index.defined()) {
+      result.logits = torch::empty_like(result.logits).index_copy_(0, index, result.logits);
+    }
+    return result;
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("forward pass failed: ", ExceptionMessage(e)));
   }

@@ -22,6 +22,15 @@ struct ForwardResult {
   std::vector<int64_t> tokens;
 };
 
+// What a forward pass of images at different keep rates gives.
+struct MixedForwardResult {
+  // [batch, num_classes], float32, on the model's device, in input order.
+  torch::Tensor logits;
+  // Per image: its sequence length coming out of each block (as
+  // ForwardResult::tokens for its keep rate).
+  std::vector<std::vector<int64_t>> tokens;
+};
+
 // Precision the forward pass computes in. Inputs and logits stay float32.
 enum class Precision { kFloat32, kBFloat16, kFloat16 };
 
@@ -81,6 +90,14 @@ class ClcaModel {
   // `keep_rate` (finite, 0 < keep_rate <= 1). Safe to call from many threads at
   // once: no per-call state lives on the model.
   absl::StatusOr<ForwardResult> Forward(const torch::Tensor& images, double keep_rate) const;
+
+  // Runs image i at keep_rates[i] (one per image), all in one pass: the
+  // blocks' norms and linear layers take the tokens of every image at once
+  // whatever their number; attention and the token reduction run for each
+  // group of images that share a keep rate. Each image gets what it would get
+  // alone, up to float rounding.
+  absl::StatusOr<MixedForwardResult> ForwardMixed(const torch::Tensor& images,
+                                                  const std::vector<double>& keep_rates) const;
 
   // Training-mode forward (needs ModelOptions::trainable): BatchNorm in the
   // CLA head uses batch statistics and updates its running ones; DynamicViT

@@ -220,7 +220,7 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
                              uint64_t batch_id) const {
   const TimePoint start = Clock::Real()->Now();
   const auto batch_size = static_cast<int>(batch.size());
-  // Tasks by keep rate: each keep rate is one forward pass.
+  // Tasks by keep rate; a batch of several keep rates is one mixed forward pass.
   std::map<double, std::vector<int>> by_rate;
   for (int i = 0; i < batch_size; ++i) by_rate[batch[i]->keep_rate].push_back(i);
   std::vector<torch::Tensor> probabilities(batch.size());
@@ -229,27 +229,44 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
   absl::Status status;
   try {
     c10::InferenceMode inference;
+    std::vector<torch::Tensor> images;
+    std::vector<double> keep_rates;
+    images.reserve(batch.size());
+    for (const auto& task : batch) {
+      images.push_back(task->image);
+      keep_rates.push_back(task->keep_rate);
+    }
     for (const auto& [keep_rate, members] : by_rate) {
       absl::StatusOr<Cost> cost = EstimateCost(config(), keep_rate);
       if (!cost.ok()) {
         status = cost.status();
         break;
       }
-      std::vector<torch::Tensor> images;
-      images.reserve(members.size());
-      for (int i : members) images.push_back(batch[i]->image);
-      absl::StatusOr<ForwardResult> result = spec_.model->Forward(torch::stack(images), keep_rate);
-      if (!result.ok()) {
+      for (int i : members) gmacs[i] = cost->gmacs();
+    }
+    torch::Tensor logits;
+    if (status.ok() && by_rate.size() == 1) {
+      absl::StatusOr<ForwardResult> result =
+          spec_.model->Forward(torch::stack(images), keep_rates.front());
+      if (result.ok()) {
+        logits = result->logits;
+        for (auto& t : tokens) t = result->tokens;
+      } else {
         status = result.status();
-        break;
       }
-      const torch::Tensor p =
-          torch::softmax(result->logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
-      for (size_t m = 0; m < members.size(); ++m) {
-        probabilities[members[m]] = p[static_cast<int64_t>(m)];
-        tokens[members[m]] = result->tokens;
-        gmacs[members[m]] = cost->gmacs();
+    } else if (status.ok()) {
+      absl::StatusOr<MixedForwardResult> result =
+          spec_.model->ForwardMixed(torch::stack(images), keep_rates);
+      if (result.ok()) {
+        logits = result->logits;
+        tokens = std::move(result->tokens);
+      } else {
+        status = result.status();
       }
+    }
+    if (status.ok()) {
+      const torch::Tensor p = torch::softmax(logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
+      for (int i = 0; i < batch_size; ++i) probabilities[i] = p[i];
     }
   } catch (const std::exception& e) {
     status = absl::InternalError(e.what());

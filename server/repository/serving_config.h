@@ -41,8 +41,14 @@ struct WarmUpConfig {
 
 struct ServingConfig {
   // max_batch_size, max_queue_delay_us, queue_capacity, workers (as
-  // max_concurrent_batches), mix_keep_rates.
-  QueueOptions batching;
+  // max_concurrent_batches), mix_keep_rates. Batches mix keep rates unless
+  // serving.json says "mix_keep_rates": false: the model runs them in one
+  // mixed forward pass (ClcaModel::ForwardMixed).
+  QueueOptions batching = [] {
+    QueueOptions options;
+    options.mix_keep_rates = true;
+    return options;
+  }();
   KeepRatePolicy keep_rate;
   // The worker pool's layout this version asks for: workers and LibTorch
   // intra-op threads of each (0: not given). The pool is shared by every

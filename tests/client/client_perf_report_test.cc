@@ -60,6 +60,7 @@ PerfReport SampleReport(bool rate_mode) {
     p.added_p50_ms = 1.25;
     p.keep_rates = {{0.25f, 60 * i, 0, 8, 15, 5}, {1.0f, 40 * i, 0, 11, 22, 8}};
     p.goodput_per_s = 45.0 * i;
+    p.gmacs_per_s = 12.5 * i;
     p.deadline_met_ratio = 0.9;
     p.mean_keep_rate = 0.4;
     if (i == 2) {
@@ -152,6 +153,7 @@ TEST(PerfRenderTest, JsonFieldsAreTheDocumentedOnesInOrder) {
                                        "duration_s",
                                        "throughput_per_s",
                                        "goodput_per_s",
+                                       "gmacs_per_s",
                                        "deadline_met_ratio",
                                        "latency_ms",
                                        "error_count",
@@ -234,7 +236,7 @@ TEST(PerfRenderTest, CsvHeaderNamesEveryColumn) {
             "concurrency,requests,duration_s,throughput_per_s,avg_ms,p50_ms,p90_ms,p95_ms,"
             "p99_ms,max_ms,server_queue_ms,server_preprocess_ms,server_compute_ms,"
             "server_total_ms,mean_batch_size,added_p50_ms,error_count,errors,stable,windows,"
-            "goodput_per_s,deadline_met_ratio,mean_keep_rate");
+            "goodput_per_s,deadline_met_ratio,mean_keep_rate,gmacs_per_s");
   const std::vector<std::string> rate = Lines(PerfCsv(SampleContext(), SampleReport(true)));
   EXPECT_EQ(rate[0],
             "request_rate,requests,duration_s,throughput_per_s,avg_ms,p50_ms,p90_ms,p95_ms,"
@@ -242,9 +244,9 @@ TEST(PerfRenderTest, CsvHeaderNamesEveryColumn) {
             "server_total_ms,mean_batch_size,added_p50_ms,error_count,errors,stable,windows,"
             "delayed_ratio,kept_up,requests@0.25,errors@0.25,p50_ms@0.25,p99_ms@0.25,"
             "requests@1,errors@1,p50_ms@1,p99_ms@1,goodput_per_s,deadline_met_ratio,"
-            "mean_keep_rate");
+            "mean_keep_rate,gmacs_per_s");
   EXPECT_THAT(rate[2], ::testing::EndsWith(",false,5,0.5000,false,120,0,8.000,15.000,80,0,11.000,"
-                                           "22.000,90.000,0.9000,0.4000"));
+                                           "22.000,90.000,0.9000,0.4000,25.000"));
 }
 
 TEST(DescribePointTest, OneLinePerPoint) {
@@ -272,6 +274,7 @@ TEST(PerfRenderTest, DeadlineAndServerChosenKeepRates) {
   EXPECT_DOUBLE_EQ(point["goodput_per_s"].get<double>(), 90);
   EXPECT_DOUBLE_EQ(point["deadline_met_ratio"].get<double>(), 0.9);
   EXPECT_DOUBLE_EQ(point["mean_keep_rate"].get<double>(), 0.4);
+  EXPECT_DOUBLE_EQ(point["gmacs_per_s"].get<double>(), 25);
   // Neither is written when unset.
   const nlohmann::json plain = nlohmann::json::parse(PerfJson(SampleContext(), SampleReport(false)));
   EXPECT_FALSE(plain.contains("deadline_ms"));

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_split.h"
 #include "client/client.h"
 #include "client/perf.h"
 #include "tests/client/fake_server.h"
@@ -148,8 +149,16 @@ TEST_F(PerfCliTest, NewFiguresInTheTableAndCsv) {
   std::string header, row;
   std::getline(in, header);
   std::getline(in, row);
-  EXPECT_THAT(header, ::testing::EndsWith(",windows,goodput_per_s,deadline_met_ratio,mean_keep_rate"));
-  EXPECT_THAT(row, ::testing::EndsWith(",1.0000,0.7000"));
+  EXPECT_THAT(header, ::testing::EndsWith(
+                          ",windows,goodput_per_s,deadline_met_ratio,mean_keep_rate,gmacs_per_s"));
+  EXPECT_THAT(row, ::testing::HasSubstr(",1.0000,0.7000,"));
+  // GMAC/s: the answers' GMACs per second, throughput_per_s (the 4th column)
+  // times the fake's GMACs per image.
+  const std::vector<std::string> fields = absl::StrSplit(row, ',');
+  ASSERT_GE(fields.size(), 4u);
+  const double throughput = std::stod(fields[3]);
+  EXPECT_NEAR(std::stod(fields.back()), throughput * testing::kFakeGmacs,
+              1e-3 + 1e-6 * throughput);
 }
 
 TEST_F(PerfCliTest, MinKeepRateFlagErrors) {

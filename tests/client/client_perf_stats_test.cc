@@ -292,5 +292,18 @@ TEST(SummarizeWindowsTest, MeanKeepRateOfTheAnswers) {
   EXPECT_EQ(point.mean_keep_rate, 0);
 }
 
+TEST(SummarizeWindowsTest, GmacsPerSecondOfTheAnswers) {
+  // Two windows of 1 s and 3 s; the failure's cost does not count.
+  Sample small = Ok(1), large = Ok(1), failed = Failed(kResourceExhausted, 1);
+  small.gmacs = 1.5;
+  large.gmacs = 4.5;
+  failed.gmacs = 100;
+  const std::deque<Window> windows = {MakeWindow(1.0, {small, failed}),
+                                      MakeWindow(3.0, {large, large})};
+  PerfPoint point = PointWithMix({std::nullopt});
+  SummarizeWindows(windows, kNoDeadline, &point);
+  EXPECT_DOUBLE_EQ(point.gmacs_per_s, (1.5 + 4.5 + 4.5) / 4.0);
+}
+
 }  // namespace
 }  // namespace clca::perf

@@ -36,6 +36,8 @@ namespace clca::testing {
 // The one model the fake serves.
 inline constexpr char kFakeModel[] = "fake";
 inline constexpr float kFakeDefaultKeepRate = 0.7f;
+// The GMACs every answer reports.
+inline constexpr double kFakeGmacs = 0.5;
 inline constexpr float kFakeMaxKeepRate = 1.0f;
 
 struct FakeServerOptions {
@@ -204,6 +206,7 @@ class FakeClassifier final : public v1::Classifier::Service {
     prediction->set_label("leaf");
     prediction->set_score(1);
     response->mutable_cost()->set_batch_size(1);
+    response->mutable_cost()->set_gmacs(kFakeGmacs);
     response->mutable_cost()->set_compute_us(100);
     response->mutable_cost()->set_total_us(150);
     return grpc::Status::OK;

@@ -125,6 +125,52 @@ TEST(ModelTest, BatchingNeverChangesAResult) {
   }
 }
 
+// One pass over images at different keep rates gives each image what it gets
+// alone at its own keep rate, for every method.
+TEST(ModelTest, MixedKeepRatesNeverChangeAResult) {
+  for (const char* name : {"evit_kr0.1_clca", "topk_kr0.25_clca", "tome_kr0.5_clca", "vit_clca",
+                           "ats_kr0.25_clca", "evit_deit3_kr0.25_clca", "evit_clip_kr0.1_clca",
+                           "dyvit_kr0.5_clca", "patchmerger_kr0.5_clca", "sit_kr0.5_clca",
+                           "dpcknn_kr0.5_clca"}) {
+    SCOPED_TRACE(name);
+    auto model = LoadCase(name);
+    ASSERT_TRUE(model);
+    torch::Tensor two = CaseInput(name);
+    torch::Tensor batch = torch::cat({two, two.flip(3), two.flip(2)}, 0);  // 6 distinct images
+    const double own = model->config().keep_rate;
+    const std::vector<double> rates = {0.3, own, 1.0, 0.3, 0.65, own};
+    auto mixed = model->ForwardMixed(batch, rates);
+    ASSERT_TRUE(mixed.ok()) << mixed.status();
+    ASSERT_EQ(mixed->logits.size(0), batch.size(0));
+    ASSERT_EQ(mixed->tokens.size(), rates.size());
+    for (int64_t i = 0; i < batch.size(0); ++i) {
+      SCOPED_TRACE(rates[i]);
+      auto alone = model->Forward(batch.narrow(0, i, 1), rates[i]);
+      ASSERT_TRUE(alone.ok());
+      EXPECT_LE((alone->logits[0] - mixed->logits[i]).abs().max().item<double>(), 1e-5);
+      if (model->config().reduction != Reduction::kAts) {
+        EXPECT_EQ(alone->tokens, mixed->tokens[i]);
+      }
+    }
+  }
+}
+
+TEST(ModelTest, MixedKeepRatesAreValidated) {
+  auto model = LoadCase("evit_kr0.5_clca");
+  ASSERT_TRUE(model);
+  torch::Tensor x = CaseInput("evit_kr0.5_clca");
+  EXPECT_EQ(model->ForwardMixed(x, {0.5}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->ForwardMixed(x, {0.5, 1.5}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(model->ForwardMixed(x, {0.5, std::nan("")}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto same = model->ForwardMixed(x, {0.5, 0.5});
+  ASSERT_TRUE(same.ok());
+  auto plain = model->Forward(x, 0.5);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_LE((same->logits - plain->logits).abs().max().item<double>(), 1e-6);
+}
+
 // Attention computed one (image, head) pair at a time gives what all pairs at
 // once give: merged-token sizes, padding and the CLS probabilities reach the
 // right pairs.

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <numeric>
 #include <thread>
 
 #include <torch/torch.h>
@@ -36,6 +38,10 @@ struct BenchArgs {
   std::string linear = "onednn";
   std::string device = "cpu", attention = "fused";
   bool json = false;
+  // One row per batch size and layout instead of one per keep rate: image i
+  // of a batch at keep_rates[i % n], in one mixed forward pass ("mixed") or
+  // one pass per keep rate ("grouped").
+  bool mixed = false;
 };
 
 struct Timing {
@@ -240,6 +246,71 @@ int Bench(const BenchArgs& a) {
         images.push_back(torch::randn({batch, 3, config->input_size, config->input_size},
                                       torch::TensorOptions().device(device)));
       }
+      if (a.mixed) {
+        // Forward pass c gives image i the ((c * batch + i) mod n)-th keep
+        // rate; one timed call is a cycle of passes that uses every keep rate
+        // equally often.
+        const size_t n = a.keep_rates.size();
+        const size_t cycle = n / std::gcd(n, static_cast<size_t>(batch));
+        double macs = 0;  // per image, over the keep rates
+        for (double kr : a.keep_rates) {
+          auto cost = EstimateCost(*config, kr);
+          if (!cost.ok()) return Fail(cost.status());
+          macs += cost->macs / n;
+        }
+        macs *= batch * cycle;
+        for (const char* layout : {"mixed", "grouped"}) {
+          std::vector<absl::Status> errors(a.streams);
+          std::vector<size_t> calls(a.streams, 0);
+          const bool mixed = std::string(layout) == "mixed";
+          auto forward = [&](int s) {
+           for (size_t pass = 0; pass < cycle; ++pass) {
+            std::vector<double> rates;
+            std::map<double, std::vector<int64_t>> groups;
+            for (int i = 0; i < batch; ++i) {
+              rates.push_back(a.keep_rates[(calls[s] * batch + i) % n]);
+              groups[rates.back()].push_back(i);
+            }
+            ++calls[s];
+            if (mixed) {
+              auto r = (*model)->ForwardMixed(images[s], rates);
+              if (!r.ok()) errors[s] = r.status();
+            } else {
+              for (const auto& [kr, members] : groups) {
+                auto r = (*model)->Forward(
+                    images[s].index_select(0, torch::tensor(members).to(device)), kr);
+                if (!r.ok()) errors[s] = r.status();
+              }
+            }
+           }
+            Synchronize(device);
+          };
+          Timing t = a.streams == 1
+                         ? Measure([&] { forward(0); }, a.warmup, a.repeats, a.min_seconds)
+                         : MeasureStreams(forward, a.streams, threads, a.warmup, a.repeats,
+                                          a.min_seconds);
+          for (const absl::Status& error : errors) {
+            if (!error.ok()) return Fail(error);
+          }
+          const double images_per_call = static_cast<double>(batch * cycle);
+          const double per_image = t.median / images_per_call;
+          const double gflops = 2 * macs / t.median * 1e-9;
+          results.push_back({{"keep_rate", layout}, {"keep_rates", a.keep_rates}, {"batch", batch},
+                             {"dtype", d}, {"input_size", config->input_size},
+                             {"ms_per_image", per_image * 1e3}, {"images_per_s", 1.0 / per_image},
+                             {"gmacs", macs / images_per_call * 1e-9}, {"gflops", gflops},
+                             {"gemm_ratio", gflops / gemm_gflops},
+                             {"ms_per_image_min", t.min / images_per_call * 1e3},
+                             {"ms_per_image_max", t.max / images_per_call * 1e3}});
+          absl::StrAppendFormat(&text,
+                                "%-6s %-5d %-7s %8.2f %10.1f %8.2f %9.1f %7.0f%% %.2f-%.2f ms\n", d,
+                                batch, layout, per_image * 1e3, 1.0 / per_image,
+                                macs / images_per_call * 1e-9, gflops,
+                                100 * gflops / gemm_gflops, t.min / images_per_call * 1e3,
+                                t.max / images_per_call * 1e3);
+        }
+        continue;
+      }
       for (double kr : a.keep_rates) {
         auto cost = EstimateCost(*config, kr);
         if (!cost.ok()) return Fail(cost.status());
@@ -323,6 +394,10 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"fused", "matmul"}))
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print JSON");
+  cmd->add_flag("--mixed", a->mixed,
+                "one row per batch size for batches of mixed keep rates (the images of the "
+                "calls take --keep-rates in turn): in one mixed forward pass, and in one pass "
+                "per keep rate");
   cmd->callback([a, exit_code] { *exit_code = Bench(*a); });
 }
 

@@ -184,15 +184,36 @@ void BatchScheduler::WorkerLoop() {
     queue->ReportDepth();
     Duration predicted{};
     for (const auto& task : batch) predicted += task->predicted_compute;
-    running_predicted_ += predicted;
+    const uint64_t running_id = next_running_++;
+    running_[running_id] = {now, predicted};
     // Another idle worker may be able to start the next batch.
     work_cv_.Signal();
     mu_.Unlock();
-    // A caller may have gone away since the task was queued.
-    auto live = std::stable_partition(batch.begin(), batch.end(), [now](const auto& task) {
-      return !task->IsCancelled() && task->deadline > now;
-    });
-    for (auto it = live; it != batch.end(); ++it) (*it)->Finish(ExpiredStatus(**it, now));
+    // A caller may have gone away since the task was queued, and one whose
+    // deadline falls before the batch is predicted to end would get its
+    // answer too late: neither is computed.
+    const TimePoint predicted_end = now + predicted;
+    auto live =
+        std::stable_partition(batch.begin(), batch.end(), [now, predicted_end](const auto& task) {
+          return !task->IsCancelled() && task->deadline > now &&
+                 (task->predicted_compute == Duration::zero() ||
+                  task->deadline >= predicted_end);
+        });
+    for (auto it = live; it != batch.end(); ++it) {
+      InferenceTask& task = **it;
+      if (task.IsCancelled() || task.deadline <= now) {
+        task.Finish(ExpiredStatus(task, now));
+      } else {
+        task.Finish(absl::DeadlineExceededError(absl::StrCat(
+            "predicted to finish ",
+            std::chrono::duration_cast<std::chrono::milliseconds>(predicted_end - task.deadline)
+                .count(),
+            " ms after the deadline after ",
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - task.enqueue_time).count(),
+            " ms in the batch queue; not computed: allow a longer deadline or send fewer "
+            "requests")));
+      }
+    }
     batch.erase(live, batch.end());
     if (!batch.empty()) {
       const uint64_t batch_id = next_batch_id.fetch_add(1);
@@ -208,7 +229,7 @@ void BatchScheduler::WorkerLoop() {
       running_queue = nullptr;
     }
     mu_.Lock();
-    running_predicted_ -= predicted;
+    running_.erase(running_id);
     --queue->running;
     if (queue->erase_when_idle && queue->running == 0) EraseLocked(queue);
     done_cv_.SignalAll();
@@ -217,8 +238,13 @@ void BatchScheduler::WorkerLoop() {
 }
 
 Duration BatchScheduler::Backlog() const {
+  const TimePoint now = clock_->Now();
   absl::MutexLock lock(&mu_);
-  Duration total = running_predicted_;
+  Duration total{};
+  // What the running batches have left, as predicted.
+  for (const auto& [id, running] : running_) {
+    total += std::max(Duration::zero(), running.predicted - (now - running.start));
+  }
   for (const auto& queue : queues_) {
     for (const auto& [keep_rate, group] : queue->tasks.groups()) {
       for (const auto& task : group) total += task->predicted_compute;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -93,8 +94,9 @@ class BatchScheduler {
 
   int num_workers() const { return static_cast<int>(workers_.size()); }
   // The predicted compute time (InferenceTask::predicted_compute) of every
-  // task waiting in any queue or in a running batch: how long the workers
-  // are busy, all together, before a task queued now could run.
+  // task waiting in any queue, and what the running batches have left of
+  // theirs: how long the workers are busy, all together, before a task
+  // queued now could run.
   Duration Backlog() const;
   size_t queue_count() const;
 
@@ -118,7 +120,13 @@ class BatchScheduler {
   size_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
   bool flush_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  Duration running_predicted_ ABSL_GUARDED_BY(mu_){};
+  // The running batches' start and predicted compute, by batch.
+  struct RunningBatch {
+    TimePoint start;
+    Duration predicted;
+  };
+  std::map<uint64_t, RunningBatch> running_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_running_ ABSL_GUARDED_BY(mu_) = 0;
   // Wakes workers: a task arrived, or a batch may have become ready.
   absl::CondVar work_cv_;
   // Wakes the timer: a new deadline, a cancellation, or stopping.

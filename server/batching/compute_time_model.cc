@@ -50,13 +50,13 @@ double ArrivalRate::PerSecond(TimePoint now) const {
 
 std::optional<size_t> ChooseKeepRate(const std::vector<RateCost>& rates,
                                      const ComputeTimeModel::Fit& fit, TimePoint now,
-                                     Duration wait, TimePoint deadline) {
+                                     Duration wait, TimePoint deadline, int batch_images) {
   if (rates.empty()) return std::nullopt;
   if (deadline == TimePoint::max()) return 0;
   const double left = std::chrono::duration<double>(deadline - now).count() -
                       std::chrono::duration<double>(wait).count();
   for (size_t i = 0; i < rates.size(); ++i) {
-    if (fit.Seconds(rates[i].gmacs) <= left) return i;
+    if (fit.Seconds(std::max(1, batch_images) * rates[i].gmacs) <= left) return i;
   }
   return std::nullopt;
 }

@@ -67,11 +67,12 @@ struct RateCost {
 };
 
 // Of `rates` (highest keep rate first), the index of the first at which an
-// image queued at `now` behind `wait` of work would be computed by
-// `deadline`: now + wait + fit.Seconds(gmacs) <= deadline. nullopt when
+// image queued at `now` behind `wait` of work, in a batch of `batch_images`
+// like it, would be computed by `deadline`:
+// now + wait + fit.Seconds(batch_images * gmacs) <= deadline. nullopt when
 // none would. Without a deadline (max()), the first.
 std::optional<size_t> ChooseKeepRate(const std::vector<RateCost>& rates,
                                      const ComputeTimeModel::Fit& fit, TimePoint now,
-                                     Duration wait, TimePoint deadline);
+                                     Duration wait, TimePoint deadline, int batch_images = 1);
 
 }  // namespace clca::server

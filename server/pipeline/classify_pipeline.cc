@@ -253,7 +253,8 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
   if (std::optional<ComputeTimeModel::Fit> fit = servable.compute_model().Current()) {
     const TimePoint now = start;
     // Decoding comes first, at about its recent duration.
-    const Duration wait = servable.BacklogPerWorker() + RecentPreprocessTime();
+    const Duration backlog = servable.BacklogPerWorker();
+    const Duration wait = backlog + RecentPreprocessTime();
     // What one image adds to the workers' load: a batch's fixed cost is
     // shared by its images, and under load, when a backlog builds up,
     // batches are full.
@@ -279,12 +280,19 @@ void ClassifyPipeline::Preprocess(std::shared_ptr<Request> request) {
     } else {
       rates.push_back({request->keep_rate, servable.GmacsAt(request->keep_rate)});
     }
-    const std::optional<size_t> chosen = ChooseKeepRate(rates, *fit, now, wait, call.deadline);
+    // The batch it joins: under a backlog, as full as the work queued ahead
+    // fills it; the whole batch must finish before the answer goes out.
+    const double ahead = std::chrono::duration<double>(backlog).count() /
+                         std::max(1e-9, per_image_seconds(rates.front().gmacs));
+    const int batch_images =
+        static_cast<int>(std::clamp(1.0 + std::floor(ahead), 1.0, static_cast<double>(max_batch)));
+    const std::optional<size_t> chosen =
+        ChooseKeepRate(rates, *fit, now, wait, call.deadline, batch_images);
     if (!chosen) {
       request->refused_for_deadline = true;
       const double late_ms = std::chrono::duration<double, std::milli>(
                                  now + wait - call.deadline).count() +
-                             1e3 * fit->Seconds(rates.back().gmacs);
+                             1e3 * fit->Seconds(batch_images * rates.back().gmacs);
       return Complete(*request, absl::DeadlineExceededError(absl::StrFormat(
                                     "predicted to finish %.0f ms after the deadline at keep "
                                     "rate %g (%.0f ms of work queued ahead); not computed: "

@@ -296,6 +296,73 @@ TEST(BatchSchedulerTest, FullBatchRunsWithoutWaitingForTheDelay) {
   EXPECT_EQ(model.batches().size(), 1u);
 }
 
+TEST(BatchSchedulerTest, ATaskThatWouldFinishPastItsDeadlineIsNotComputed) {
+  FakeClock clock;
+  FakeModel model;
+  auto scheduler = Scheduler(&clock);
+  auto queue = scheduler->AddQueue(Options(4, milliseconds(10000)), model.Fn());
+  ASSERT_TRUE(queue.ok());
+  // Four tasks of 100 ms each: the batch is predicted to end 400 ms after it
+  // starts, past the last task's deadline.
+  std::vector<Outcome> outcomes(4);
+  const TimePoint start = clock.Now();
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const TimePoint deadline = start + milliseconds(i == 3 ? 300 : 1000);
+    auto task = MakeTask(0.5, &outcomes[i], deadline, &clock);
+    task->predicted_compute = milliseconds(100);
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  }
+  for (Outcome& outcome : outcomes) {
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(outcomes[i].status.ok()) << outcomes[i].status;
+    EXPECT_EQ(outcomes[i].result.batch_size, 3);
+  }
+  EXPECT_EQ(outcomes[3].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(outcomes[3].status.message()),
+              ::testing::HasSubstr("predicted to finish 100 ms after the deadline"));
+  EXPECT_THAT(model.batches(), ElementsAre(std::vector<double>{0.5, 0.5, 0.5}));
+}
+
+TEST(BatchSchedulerTest, BacklogCountsWhatRunningBatchesHaveLeft) {
+  FakeClock clock;
+  absl::Notification started, release;
+  auto scheduler = Scheduler(&clock);
+  auto queue = scheduler->AddQueue(
+      Options(2, milliseconds(10000)),
+      [&](std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t) {
+        if (!started.HasBeenNotified()) started.Notify();
+        release.WaitForNotification();
+        for (auto& task : batch) task->Finish(TaskResult{});
+      });
+  ASSERT_TRUE(queue.ok());
+  std::vector<Outcome> outcomes(3);
+  for (size_t i = 0; i < 2; ++i) {
+    auto task = MakeTask(0.5, &outcomes[i], TimePoint::max(), &clock);
+    task->predicted_compute = milliseconds(100);
+    ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  }
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(scheduler->Backlog(), milliseconds(200));
+  clock.Advance(milliseconds(50));
+  EXPECT_EQ(scheduler->Backlog(), milliseconds(150));
+  // A queued task counts in full.
+  auto task = MakeTask(0.5, &outcomes[2], TimePoint::max(), &clock);
+  task->predicted_compute = milliseconds(30);
+  ASSERT_TRUE((*queue)->Schedule(&task).ok());
+  EXPECT_EQ(scheduler->Backlog(), milliseconds(180));
+  // A batch running past its prediction has nothing left.
+  clock.Advance(milliseconds(500));
+  EXPECT_EQ(scheduler->Backlog(), milliseconds(30));
+  release.Notify();
+  clock.Advance(milliseconds(10000));
+  for (Outcome& outcome : outcomes) {
+    ASSERT_TRUE(outcome.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+    EXPECT_TRUE(outcome.status.ok()) << outcome.status;
+  }
+}
+
 TEST(BatchSchedulerTest, PartialBatchRunsWhenTheDelayHasPassed) {
   FakeClock clock;
   FakeModel model;

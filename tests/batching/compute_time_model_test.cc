@@ -77,6 +77,13 @@ TEST_F(ChooseKeepRateTest, TheHighestThatFinishesByTheDeadline) {
             3u);
 }
 
+TEST_F(ChooseKeepRateTest, TheWholeBatchItJoinsCounts) {
+  // In a batch of 3: keep rate r costs 30·r ms.
+  EXPECT_EQ(ChooseKeepRate(rates_, fit_, now_, milliseconds(0), now_ + milliseconds(31), 3), 0u);
+  EXPECT_EQ(ChooseKeepRate(rates_, fit_, now_, milliseconds(0), now_ + milliseconds(20), 3), 2u);
+  EXPECT_FALSE(ChooseKeepRate(rates_, fit_, now_, milliseconds(2), now_ + milliseconds(10), 3));
+}
+
 TEST_F(ChooseKeepRateTest, NoneWhenEvenTheLowestIsLate) {
   EXPECT_FALSE(ChooseKeepRate(rates_, fit_, now_, milliseconds(8), now_ + milliseconds(10)));
   EXPECT_FALSE(ChooseKeepRate(rates_, fit_, now_, milliseconds(0), now_ - milliseconds(1)));

@@ -169,9 +169,8 @@ int Bench(const BenchArgs& a) {
   }
   // Several streams compute side by side: each matrix product stays on its
   // stream's own threads.
-  // Unless given, streams share the cores.
-  const int threads =
-      a.threads > 0 || a.streams == 1 ? a.threads : std::max(1, HardwareThreads() / a.streams);
+  // Unless given, streams share the cores (as clca-server's workers do).
+  const int threads = a.threads > 0 ? a.threads : std::max(1, HardwareThreads() / a.streams);
   if (a.streams > 1) {
     SetBlasThreads(threads);
     // The streams' threads alone compute in teams: libgomp stops spinning at
@@ -368,8 +367,8 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--batch", a->batches, "batch sizes")->delimiter(',');
   cmd->add_option("--dtype", a->dtypes, "fp32, bf16, fp16")->delimiter(',');
   cmd->add_option("--threads", a->threads,
-                  "intra-op and BLAS threads of each stream (default: the libraries' own, or "
-                  "the cores shared among --streams)")
+                  "intra-op and BLAS threads of each stream (default: the hardware threads "
+                  "shared among --streams)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--streams", a->streams,
                   "batches computed side by side, each on its own --threads threads (default "

@@ -21,16 +21,11 @@ source scripts/server-lib.sh
 server=""
 trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null || true' EXIT
 
-cat >"$OUT/vits-clca-224.json" <<'EOF'
-{"model": "evit_vit_small_patch16_224", "input_size": 224, "num_classes": 200,
- "reduction_loc": [3, 6, 9], "ifa_head": true, "clc": true, "num_clr": 1}
-EOF
+vits_clca_config "$OUT/vits-clca-224.json"
 demo_repository "$OUT/repo" 0 1 "$(nproc)" "$OUT/vits-clca-224.json" float32 vits
 start_server "$OUT/server.log" --model-repository "$OUT/repo" --log-level warn
 metrics_port=$(sed -n 's/.*listening .* metrics=[^:]*:\([0-9]*\).*/\1/p' "$OUT/server.log" | head -n 1)
 
-# value FILE KEY: the first number after "KEY": in FILE.
-value() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -n 1 | sed 's/.*: *//'; }
 # adaptive_counts: adaptive requests run below keep rate 0.9, and all of them.
 adaptive_counts() {
   local metrics
@@ -46,7 +41,7 @@ perf() {
 }
 
 perf --keep-rates 1.0 --concurrency 16 --deadline-ms 0 >"$OUT/capacity.json" || true
-capacity=$(value "$OUT/capacity.json" throughput_per_s)
+capacity=$(json_value "$OUT/capacity.json" throughput_per_s)
 echo "capacity at keep rate 1.0: $capacity images/s"
 
 run() {
@@ -59,9 +54,9 @@ run() {
     --deadline-ms 1000 "$@" >"$OUT/$name.json" || true
   read -r below_after total_after < <(adaptive_counts)
   local goodput met keep at_full
-  goodput=$(value "$OUT/$name.json" goodput_per_s)
-  met=$(value "$OUT/$name.json" deadline_met_ratio)
-  keep=$(value "$OUT/$name.json" mean_keep_rate)
+  goodput=$(json_value "$OUT/$name.json" goodput_per_s)
+  met=$(json_value "$OUT/$name.json" deadline_met_ratio)
+  keep=$(json_value "$OUT/$name.json" mean_keep_rate)
   at_full=$(awk "BEGIN {n = $total_after - $total_before;
                         if (n > 0) printf \"%.3f\", 1 - ($below_after - $below_before) / n;
                         else print \"-\"}")

@@ -20,10 +20,7 @@ source scripts/server-lib.sh
 server=""
 trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null || true' EXIT
 
-cat >"$OUT/vits-clca-224.json" <<'EOF'
-{"model": "evit_vit_small_patch16_224", "input_size": 224, "num_classes": 200,
- "reduction_loc": [3, 6, 9], "ifa_head": true, "clc": true, "num_clr": 1}
-EOF
+vits_clca_config "$OUT/vits-clca-224.json"
 demo_repository "$OUT/repo" 2000 1 "$(nproc)" "$OUT/vits-clca-224.json" float32 grouped
 cp -r "$OUT/repo/grouped" "$OUT/repo/mixed"
 for name in grouped mixed; do
@@ -33,8 +30,6 @@ for name in grouped mixed; do
 done
 start_server "$OUT/server.log" --model-repository "$OUT/repo" --log-level warn
 
-# value FILE KEY: the first number after "KEY": in FILE.
-value() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -n 1 | sed 's/.*: *//'; }
 uniform=$(seq -f "%.2f" 0.10 0.05 1.00 | paste -sd, -)
 results="$OUT/results.txt"
 : >"$results"
@@ -44,9 +39,9 @@ run() {
   "$BUILD/client/clca-client" perf --server "$address" --model "$model" --raw-input \
     --concurrency 16 --window-ms "$WINDOW_MS" --max-windows 3 --warmup-ms 2000 --json --quiet \
     "$@" >"$OUT/$name-$round.json" || true
-  echo "round $round $name gmacs_per_s $(value "$OUT/$name-$round.json" gmacs_per_s)" \
-       "images_per_s $(value "$OUT/$name-$round.json" throughput_per_s)" \
-       "mean_batch $(value "$OUT/$name-$round.json" mean_batch_size)" | tee -a "$results"
+  echo "round $round $name gmacs_per_s $(json_value "$OUT/$name-$round.json" gmacs_per_s)" \
+       "images_per_s $(json_value "$OUT/$name-$round.json" throughput_per_s)" \
+       "mean_batch $(json_value "$OUT/$name-$round.json" mean_batch_size)" | tee -a "$results"
 }
 for round in $(seq 1 "$ROUNDS"); do
   run fixed-1.0 grouped --keep-rates 1.0

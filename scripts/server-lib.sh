@@ -52,3 +52,15 @@ demo_repository() {
  "keep_rate": {"default": 1.0, "min": 0.1, "max": 1.0}, "precision": "$precision"}
 JSON
 }
+
+# vits_clca_config FILE: writes the model.json of ViT-S/16 EViT + CLCA at
+# 224 px (200 classes) that the serving benchmarks use.
+vits_clca_config() {
+  cat >"$1" <<'EOF'
+{"model": "evit_vit_small_patch16_224", "input_size": 224, "num_classes": 200,
+ "reduction_loc": [3, 6, 9], "ifa_head": true, "clc": true, "num_clr": 1}
+EOF
+}
+
+# json_value FILE KEY: the first number after "KEY": in FILE.
+json_value() { grep -o "\"$2\": *[0-9.e+-]*" "$1" | head -n 1 | sed 's/.*: *//'; }

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <sys/wait.h>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "models/cpu/threads.h"
@@ -183,6 +184,23 @@ TEST(CliTest, BenchRunsStreamsSideBySide) {
   ASSERT_EQ(j["results"].size(), 1u);
   ExpectTimedPoint(j["results"][0]);
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --streams 0").code, 0);
+}
+
+TEST(CliTest, BenchTimesMixedKeepRateBatches) {
+  nlohmann::json j = TinyBench("--keep-rates 0.25,0.5,1.0 --batch 2,4 --mixed --repeats 1");
+  ASSERT_FALSE(j.is_null());
+  // One point per batch size and layout.
+  ASSERT_EQ(j["results"].size(), 4u);
+  for (const auto& r : j["results"]) {
+    ExpectTimedPoint(r);
+    EXPECT_THAT(r["keep_rates"].get<std::vector<double>>(),
+                ::testing::ElementsAre(0.25, 0.5, 1.0));
+  }
+  EXPECT_EQ(j["results"][0]["keep_rate"], "mixed");
+  EXPECT_EQ(j["results"][1]["keep_rate"], "grouped");
+  // The GMACs per image are the mean over the keep rates, whatever the layout.
+  EXPECT_DOUBLE_EQ(j["results"][0]["gmacs"].get<double>(), j["results"][1]["gmacs"].get<double>());
+  EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --mixed --keep-rates 0.5,2").code, 0);
 }
 
 TEST(CliTest, PreprocessWritesALoadableTensor) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <thread>
@@ -238,6 +239,23 @@ int Bench(const BenchArgs& a) {
     if (one_stream.onednn > 0) absl::StrAppendFormat(&text, ", %.1f oneDNN", one_stream.onednn);
     if (a.streams > 1) absl::StrAppendFormat(&text, ", x %d streams", a.streams);
     text += "\n";
+    // Times `forward(stream)` as the streams run it; its first error, if any.
+    auto time_calls =
+        [&](const std::function<absl::Status(int)>& forward) -> absl::StatusOr<Timing> {
+      std::vector<absl::Status> errors(a.streams);
+      auto call = [&](int s) {
+        if (absl::Status status = forward(s); !status.ok() && errors[s].ok()) errors[s] = status;
+        Synchronize(device);
+      };
+      const Timing t =
+          a.streams == 1
+              ? Measure([&] { call(0); }, a.warmup, a.repeats, a.min_seconds)
+              : MeasureStreams(call, a.streams, threads, a.warmup, a.repeats, a.min_seconds);
+      for (const absl::Status& error : errors) {
+        if (!error.ok()) return error;
+      }
+      return t;
+    };
     for (int batch : a.batches) {
       std::vector<torch::Tensor> images;
       for (int s = 0; s < a.streams; ++s) {
@@ -259,38 +277,32 @@ int Bench(const BenchArgs& a) {
         }
         macs *= batch * cycle;
         for (const char* layout : {"mixed", "grouped"}) {
-          std::vector<absl::Status> errors(a.streams);
           std::vector<size_t> calls(a.streams, 0);
           const bool mixed = std::string(layout) == "mixed";
-          auto forward = [&](int s) {
-           for (size_t pass = 0; pass < cycle; ++pass) {
-            std::vector<double> rates;
-            std::map<double, std::vector<int64_t>> groups;
-            for (int i = 0; i < batch; ++i) {
-              rates.push_back(a.keep_rates[(calls[s] * batch + i) % n]);
-              groups[rates.back()].push_back(i);
-            }
-            ++calls[s];
-            if (mixed) {
-              auto r = (*model)->ForwardMixed(images[s], rates);
-              if (!r.ok()) errors[s] = r.status();
-            } else {
+          auto forward = [&](int s) -> absl::Status {
+            for (size_t pass = 0; pass < cycle; ++pass) {
+              std::vector<double> rates;
+              std::map<double, std::vector<int64_t>> groups;
+              for (int i = 0; i < batch; ++i) {
+                rates.push_back(a.keep_rates[(calls[s] * batch + i) % n]);
+                groups[rates.back()].push_back(i);
+              }
+              ++calls[s];
+              if (mixed) {
+                if (auto r = (*model)->ForwardMixed(images[s], rates); !r.ok()) return r.status();
+                continue;
+              }
               for (const auto& [kr, members] : groups) {
                 auto r = (*model)->Forward(
                     images[s].index_select(0, torch::tensor(members).to(device)), kr);
-                if (!r.ok()) errors[s] = r.status();
+                if (!r.ok()) return r.status();
               }
             }
-           }
-            Synchronize(device);
+            return absl::OkStatus();
           };
-          Timing t = a.streams == 1
-                         ? Measure([&] { forward(0); }, a.warmup, a.repeats, a.min_seconds)
-                         : MeasureStreams(forward, a.streams, threads, a.warmup, a.repeats,
-                                          a.min_seconds);
-          for (const absl::Status& error : errors) {
-            if (!error.ok()) return Fail(error);
-          }
+          absl::StatusOr<Timing> timed = time_calls(forward);
+          if (!timed.ok()) return Fail(timed.status());
+          const Timing& t = *timed;
           const double images_per_call = static_cast<double>(batch * cycle);
           const double per_image = t.median / images_per_call;
           const double gflops = 2 * macs / t.median * 1e-9;
@@ -313,19 +325,11 @@ int Bench(const BenchArgs& a) {
       for (double kr : a.keep_rates) {
         auto cost = EstimateCost(*config, kr);
         if (!cost.ok()) return Fail(cost.status());
-        std::vector<absl::Status> errors(a.streams);
-        auto forward = [&](int s) {
-          auto r = (*model)->Forward(images[s], kr);
-          if (!r.ok()) errors[s] = r.status();
-          Synchronize(device);
-        };
-        Timing t = a.streams == 1
-                       ? Measure([&] { forward(0); }, a.warmup, a.repeats, a.min_seconds)
-                       : MeasureStreams(forward, a.streams, threads, a.warmup, a.repeats,
-                                        a.min_seconds);
-        for (const absl::Status& error : errors) {
-          if (!error.ok()) return Fail(error);
-        }
+        absl::StatusOr<Timing> timed = time_calls([&](int s) {
+          return (*model)->Forward(images[s], kr).status();
+        });
+        if (!timed.ok()) return Fail(timed.status());
+        const Timing& t = *timed;
         const double per_image = t.median / batch;
         const double gflops = 2 * cost->macs / per_image * 1e-9;
         results.push_back({{"keep_rate", kr}, {"batch", batch}, {"dtype", d},

@@ -350,8 +350,8 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
 }
 
 Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& projected,
-                                  Tokens& tokens, AttentionSummary* summary, const ReductionStep* select,
-                                  Tensor* selected) const {
+                                  Tokens& tokens, AttentionSummary* summary,
+                                  const ReductionStep* select, Tensor* selected) const {
   const Tensor& x = projected;  // for its options, device and type
   const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2) / 3;
   const int64_t heads = config.num_heads, head_dim = dim / heads;

@@ -265,7 +265,8 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
       }
     }
     if (status.ok()) {
-      const torch::Tensor p = torch::softmax(logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
+      const torch::Tensor p =
+          torch::softmax(logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
       for (int i = 0; i < batch_size; ++i) probabilities[i] = p[i];
     }
   } catch (const std::exception& e) {

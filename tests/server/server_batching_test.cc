@@ -113,7 +113,8 @@ TEST(BatchingTest, MixedKeepRatesShareBatchesAndKeepTheirAnswers) {
   std::vector<absl::StatusOr<v1::ClassifyResponse>> responses(kCallers);
   std::vector<std::thread> callers;
   for (int i = 0; i < kCallers; ++i) {
-    callers.emplace_back([&, i] { responses[i] = client->Classify(images[i % 2], options_for(i)); });
+    callers.emplace_back(
+        [&, i] { responses[i] = client->Classify(images[i % 2], options_for(i)); });
   }
   for (std::thread& caller : callers) caller.join();
   std::map<uint64_t, std::set<float>> keep_rates_of_batch;

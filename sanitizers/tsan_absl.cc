@@ -48,15 +48,34 @@ Function Real(const char* prefix, const char* rest) {
   return reinterpret_cast<Function>(function);
 }
 
+// Abseil's functions call each other through the same symbols (LockWhen
+// may lock and unlock on its own): only the outermost call is annotated, so
+// that TSan sees each acquisition and release once.
+thread_local int nesting = 0;
+
+template <typename Call>
+auto Nested(Call call) {
+  struct Depth {
+    Depth() { ++nesting; }
+    ~Depth() { --nesting; }
+  } depth;
+  return call();
+}
+
+bool Outermost() { return nesting == 0; }
+
 // A wait inside which Abseil releases and re-acquires `mu`: TSan sees a
 // release before it and an acquisition after it, and nothing in between.
 template <typename Wait>
 auto ReleasedDuring(void* mu, unsigned flags, Wait wait) {
-  __tsan_mutex_pre_unlock(mu, flags);
-  auto result = wait();
-  __tsan_mutex_post_unlock(mu, flags);
-  __tsan_mutex_pre_lock(mu, flags);
-  __tsan_mutex_post_lock(mu, flags, 0);
+  const bool outermost = Outermost();
+  if (outermost) __tsan_mutex_pre_unlock(mu, flags);
+  auto result = Nested(wait);
+  if (outermost) {
+    __tsan_mutex_post_unlock(mu, flags);
+    __tsan_mutex_pre_lock(mu, flags);
+    __tsan_mutex_post_lock(mu, flags, 0);
+  }
   return result;
 }
 
@@ -66,74 +85,85 @@ namespace absl {
 ABSL_NAMESPACE_BEGIN
 
 void Mutex::Lock() {
+  const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex4LockEv");
-  __tsan_mutex_pre_lock(this, 0);
-  real(this);
-  __tsan_mutex_post_lock(this, 0, 0);
+  if (outer) __tsan_mutex_pre_lock(this, 0);
+  Nested([&] { real(this); return 0; });
+  if (outer) __tsan_mutex_post_lock(this, 0, 0);
 }
 
 void Mutex::ReaderLock() {
+  const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex10ReaderLockEv");
-  __tsan_mutex_pre_lock(this, __tsan_mutex_read_lock);
-  real(this);
-  __tsan_mutex_post_lock(this, __tsan_mutex_read_lock, 0);
+  if (outer) __tsan_mutex_pre_lock(this, __tsan_mutex_read_lock);
+  Nested([&] { real(this); return 0; });
+  if (outer) __tsan_mutex_post_lock(this, __tsan_mutex_read_lock, 0);
 }
 
 bool Mutex::TryLock() {
+  const bool outer = Outermost();
   static const auto real = Real<bool (*)(Mutex*)>("_ZN", "5Mutex7TryLockEv");
-  __tsan_mutex_pre_lock(this, __tsan_mutex_try_lock);
-  const bool locked = real(this);
-  __tsan_mutex_post_lock(this, __tsan_mutex_try_lock | (locked ? 0 : __tsan_mutex_try_lock_failed),
-                         0);
+  if (outer) __tsan_mutex_pre_lock(this, __tsan_mutex_try_lock);
+  const bool locked = Nested([&] { return real(this); });
+  if (outer) {
+    __tsan_mutex_post_lock(this, __tsan_mutex_try_lock | (locked ? 0 : __tsan_mutex_try_lock_failed),
+                           0);
+  }
   return locked;
 }
 
 bool Mutex::ReaderTryLock() {
+  const bool outer = Outermost();
   static const auto real = Real<bool (*)(Mutex*)>("_ZN", "5Mutex13ReaderTryLockEv");
   const unsigned flags = __tsan_mutex_read_lock | __tsan_mutex_try_lock;
-  __tsan_mutex_pre_lock(this, flags);
-  const bool locked = real(this);
-  __tsan_mutex_post_lock(this, flags | (locked ? 0 : __tsan_mutex_try_lock_failed), 0);
+  if (outer) __tsan_mutex_pre_lock(this, flags);
+  const bool locked = Nested([&] { return real(this); });
+  if (outer) __tsan_mutex_post_lock(this, flags | (locked ? 0 : __tsan_mutex_try_lock_failed), 0);
   return locked;
 }
 
 void Mutex::Unlock() {
+  const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex6UnlockEv");
-  __tsan_mutex_pre_unlock(this, 0);
-  real(this);
-  __tsan_mutex_post_unlock(this, 0);
+  if (outer) __tsan_mutex_pre_unlock(this, 0);
+  Nested([&] { real(this); return 0; });
+  if (outer) __tsan_mutex_post_unlock(this, 0);
 }
 
 void Mutex::ReaderUnlock() {
+  const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex12ReaderUnlockEv");
-  __tsan_mutex_pre_unlock(this, __tsan_mutex_read_lock);
-  real(this);
-  __tsan_mutex_post_unlock(this, __tsan_mutex_read_lock);
+  if (outer) __tsan_mutex_pre_unlock(this, __tsan_mutex_read_lock);
+  Nested([&] { real(this); return 0; });
+  if (outer) __tsan_mutex_post_unlock(this, __tsan_mutex_read_lock);
 }
 
 void Mutex::LockWhen(const Condition& cond) {
+  const bool outer = Outermost();
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("_ZN", "5Mutex8LockWhenERKNS0_9ConditionE");
-  __tsan_mutex_pre_lock(this, 0);
-  real(this, cond);
-  __tsan_mutex_post_lock(this, 0, 0);
+  if (outer) __tsan_mutex_pre_lock(this, 0);
+  Nested([&] { real(this, cond); return 0; });
+  if (outer) __tsan_mutex_post_lock(this, 0, 0);
 }
 
 bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
+  const bool outer = Outermost();
   static const auto real = Real<bool (*)(Mutex*, const Condition&, absl::Duration)>(
       "_ZN", "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  __tsan_mutex_pre_lock(this, 0);
-  const bool met = real(this, cond, timeout);
-  __tsan_mutex_post_lock(this, 0, 0);
+  if (outer) __tsan_mutex_pre_lock(this, 0);
+  const bool met = Nested([&] { return real(this, cond, timeout); });
+  if (outer) __tsan_mutex_post_lock(this, 0, 0);
   return met;
 }
 
 bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
+  const bool outer = Outermost();
   static const auto real = Real<bool (*)(Mutex*, const Condition&, absl::Time)>(
       "_ZN", "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
-  __tsan_mutex_pre_lock(this, 0);
-  const bool met = real(this, cond, deadline);
-  __tsan_mutex_post_lock(this, 0, 0);
+  if (outer) __tsan_mutex_pre_lock(this, 0);
+  const bool met = Nested([&] { return real(this, cond, deadline); });
+  if (outer) __tsan_mutex_post_lock(this, 0, 0);
   return met;
 }
 
@@ -141,7 +171,7 @@ void Mutex::Await(const Condition& cond) {
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("_ZN", "5Mutex5AwaitERKNS0_9ConditionE");
   ReleasedDuring(this, 0, [&] {
-    real(this, cond);
+    Nested([&] { real(this, cond); return 0; });
     return true;
   });
 }
@@ -159,15 +189,16 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
 }
 
 Mutex::~Mutex() {
+  const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5MutexD2Ev");
-  __tsan_mutex_destroy(this, 0);
-  real(this);
+  if (outer) __tsan_mutex_destroy(this, 0);
+  Nested([&] { real(this); return 0; });
 }
 
 void CondVar::Wait(Mutex* mu) {
   static const auto real = Real<void (*)(CondVar*, Mutex*)>("_ZN", "7CondVar4WaitEPNS0_5MutexE");
   ReleasedDuring(mu, 0, [&] {
-    real(this, mu);
+    Nested([&] { real(this, mu); return 0; });
     return true;
   });
 }
@@ -188,22 +219,24 @@ bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline) {
 // flag HasBeenNotified reads, so that its (instrumented) acquire load pairs
 // with Notify too.
 void Notification::Notify() {
+  const bool outer = Outermost();
   static const auto real = Real<void (*)(Notification*)>("_ZN", "12Notification6NotifyEv");
-  __tsan_release(&notified_yet_);
-  real(this);
+  if (outer) __tsan_release(&notified_yet_);
+  Nested([&] { real(this); return 0; });
 }
 
 void Notification::WaitForNotification() const {
+  const bool outer = Outermost();
   static const auto real =
       Real<void (*)(const Notification*)>("_ZNK", "12Notification19WaitForNotificationEv");
-  real(this);
-  __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
+  Nested([&] { real(this); return 0; });
+  if (outer) __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
 }
 
 bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout) const {
   static const auto real = Real<bool (*)(const Notification*, absl::Duration)>(
       "_ZNK", "12Notification30WaitForNotificationWithTimeoutENS0_8DurationE");
-  const bool notified = real(this, timeout);
+  const bool notified = Nested([&] { return real(this, timeout); });
   if (notified) __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
   return notified;
 }
@@ -211,7 +244,7 @@ bool Notification::WaitForNotificationWithTimeout(absl::Duration timeout) const 
 bool Notification::WaitForNotificationWithDeadline(absl::Time deadline) const {
   static const auto real = Real<bool (*)(const Notification*, absl::Time)>(
       "_ZNK", "12Notification31WaitForNotificationWithDeadlineENS0_4TimeE");
-  const bool notified = real(this, deadline);
+  const bool notified = Nested([&] { return real(this, deadline); });
   if (notified) __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
   return notified;
 }

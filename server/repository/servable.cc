@@ -134,7 +134,7 @@ absl::Status ServableModel::WarmUp() {
   // Each pass twice: the first builds kernels and buffers, the second's time
   // starts the compute-time model.
   struct Pass {
-    double rate;
+    double rate;  // NaN: keep rates spread over the allowed range
     int size;
     bool representative;
   };
@@ -144,7 +144,14 @@ absl::Status ServableModel::WarmUp() {
       for (int size : sizes) passes.push_back({rate, size, representative});
     }
   }
-  for (const auto& [rate, size, representative] : passes) {
+  // A batch of mixed keep rates too, where batches mix them: its products
+  // have row counts that one keep rate never gives.
+  const KeepRatePolicy& policy = spec_.serving.keep_rate;
+  if (spec_.serving.batching.mix_keep_rates && policy.min < policy.max && largest > 1) {
+    passes.push_back({std::nan(""), largest, false});
+  }
+  for (const auto& [pass_rate, size, representative] : passes) {
+    const double rate = std::isnan(pass_rate) ? policy.max : pass_rate;
     // `size` tasks of one keep rate, run as one batch (flushed at once).
     absl::Mutex mu;
     int left = size;
@@ -153,7 +160,8 @@ absl::Status ServableModel::WarmUp() {
       auto task = std::make_unique<InferenceTask>();
       task->request_id = "warm-up";
       task->image = blank;
-      task->keep_rate = rate;
+      task->keep_rate =
+          std::isnan(pass_rate) ? policy.min + (policy.max - policy.min) * i / (size - 1) : rate;
       task->warm_up = true;
       task->representative_time = representative;
       task->done = [&mu, &left, &failure](absl::StatusOr<TaskResult> result) {
@@ -173,8 +181,11 @@ absl::Status ServableModel::WarmUp() {
     mu.Await(absl::Condition(
         +[](int* n) { return *n == 0; }, &left));
     if (!failure.ok()) {
+      const std::string rates_used =
+          std::isnan(pass_rate) ? absl::StrCat("s ", policy.min, " to ", policy.max)
+                                : absl::StrCat(" ", rate);
       return absl::Status(failure.code(), absl::StrCat("warm-up at batch size ", size,
-                                                       ", keep rate ", rate, ": ",
+                                                       ", keep rate", rates_used, ": ",
                                                        failure.message()));
     }
   }

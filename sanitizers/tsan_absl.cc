@@ -88,7 +88,7 @@ void Mutex::Lock() {
   const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex4LockEv");
   if (outer) __tsan_mutex_pre_lock(this, 0);
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
   if (outer) __tsan_mutex_post_lock(this, 0, 0);
 }
 
@@ -96,7 +96,7 @@ void Mutex::ReaderLock() {
   const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex10ReaderLockEv");
   if (outer) __tsan_mutex_pre_lock(this, __tsan_mutex_read_lock);
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
   if (outer) __tsan_mutex_post_lock(this, __tsan_mutex_read_lock, 0);
 }
 
@@ -126,7 +126,7 @@ void Mutex::Unlock() {
   const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex6UnlockEv");
   if (outer) __tsan_mutex_pre_unlock(this, 0);
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
   if (outer) __tsan_mutex_post_unlock(this, 0);
 }
 
@@ -134,7 +134,7 @@ void Mutex::ReaderUnlock() {
   const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5Mutex12ReaderUnlockEv");
   if (outer) __tsan_mutex_pre_unlock(this, __tsan_mutex_read_lock);
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
   if (outer) __tsan_mutex_post_unlock(this, __tsan_mutex_read_lock);
 }
 
@@ -143,7 +143,7 @@ void Mutex::LockWhen(const Condition& cond) {
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("_ZN", "5Mutex8LockWhenERKNS0_9ConditionE");
   if (outer) __tsan_mutex_pre_lock(this, 0);
-  Nested([&] { real(this, cond); return 0; });
+  Nested([&] { real(this, cond); });
   if (outer) __tsan_mutex_post_lock(this, 0, 0);
 }
 
@@ -171,7 +171,7 @@ void Mutex::Await(const Condition& cond) {
   static const auto real =
       Real<void (*)(Mutex*, const Condition&)>("_ZN", "5Mutex5AwaitERKNS0_9ConditionE");
   ReleasedDuring(this, 0, [&] {
-    Nested([&] { real(this, cond); return 0; });
+    real(this, cond);
     return true;
   });
 }
@@ -192,13 +192,13 @@ Mutex::~Mutex() {
   const bool outer = Outermost();
   static const auto real = Real<void (*)(Mutex*)>("_ZN", "5MutexD2Ev");
   if (outer) __tsan_mutex_destroy(this, 0);
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
 }
 
 void CondVar::Wait(Mutex* mu) {
   static const auto real = Real<void (*)(CondVar*, Mutex*)>("_ZN", "7CondVar4WaitEPNS0_5MutexE");
   ReleasedDuring(mu, 0, [&] {
-    Nested([&] { real(this, mu); return 0; });
+    real(this, mu);
     return true;
   });
 }
@@ -222,14 +222,14 @@ void Notification::Notify() {
   const bool outer = Outermost();
   static const auto real = Real<void (*)(Notification*)>("_ZN", "12Notification6NotifyEv");
   if (outer) __tsan_release(&notified_yet_);
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
 }
 
 void Notification::WaitForNotification() const {
   const bool outer = Outermost();
   static const auto real =
       Real<void (*)(const Notification*)>("_ZNK", "12Notification19WaitForNotificationEv");
-  Nested([&] { real(this); return 0; });
+  Nested([&] { real(this); });
   if (outer) __tsan_acquire(const_cast<std::atomic<bool>*>(&notified_yet_));
 }
 

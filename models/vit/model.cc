@@ -547,16 +547,18 @@ Tensor JoinRows(const std::vector<Tensor>& parts, int64_t want = -1) {
     const int64_t available =
         static_cast<int64_t>(first.storage().nbytes() / first.element_size()) -
         first.storage_offset();
-    if (available >= padded * width || (want < 0 || want == total)) {
-      const int64_t rows = available >= padded * width ? padded : total;
-      return torch::from_blob(first.data_ptr(), {rows, width}, first.options());
+    if (available >= padded * width) {
+      return torch::from_blob(first.data_ptr(), {padded, width}, first.options());
+    }
+    if (want < 0 || want == total) {
+      return torch::from_blob(first.data_ptr(), {total, width}, first.options());
     }
   }
-  Tensor rows = torch::empty({padded, parts.front().size(-1)}, parts.front().options());
+  Tensor rows = torch::empty({padded, width}, parts.front().options());
   int64_t start = 0;
   for (const Tensor& t : parts) {
     const int64_t n = t.size(0) * t.size(1);
-    rows.narrow(0, start, n).copy_(t.reshape({n, t.size(-1)}));
+    rows.narrow(0, start, n).copy_(t.reshape({n, width}));
     start += n;
   }
   if (padded > total) rows.narrow(0, total, padded - total).zero_();

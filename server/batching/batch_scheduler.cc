@@ -27,6 +27,17 @@ absl::Status ExpiredStatus(const InferenceTask& task, TimePoint now) {
   return absl::CancelledError(absl::StrCat("call cancelled after ", waited, " ms in the queue"));
 }
 
+// A task whose batch, started at `now`, is predicted to end at `end`, past
+// the task's deadline.
+absl::Status PredictedLateStatus(const InferenceTask& task, TimePoint now, TimePoint end) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  return absl::DeadlineExceededError(absl::StrCat(
+      "predicted to finish ", duration_cast<milliseconds>(end - task.deadline).count(),
+      " ms after the deadline after ", duration_cast<milliseconds>(now - task.enqueue_time).count(),
+      " ms in the batch queue; not computed: allow a longer deadline or send fewer requests"));
+}
+
 absl::Status ShuttingDown() { return absl::UnavailableError("the server is shutting down"); }
 
 void FinishAll(std::vector<std::unique_ptr<InferenceTask>>* tasks, const absl::Status& status) {
@@ -184,8 +195,7 @@ void BatchScheduler::WorkerLoop() {
     queue->ReportDepth();
     Duration predicted{};
     for (const auto& task : batch) predicted += task->predicted_compute;
-    const uint64_t running_id = next_running_++;
-    running_[running_id] = {now, predicted};
+    const auto running = running_.insert(running_.end(), RunningBatch{now, predicted});
     // Another idle worker may be able to start the next batch.
     work_cv_.Signal();
     mu_.Unlock();
@@ -201,18 +211,9 @@ void BatchScheduler::WorkerLoop() {
         });
     for (auto it = live; it != batch.end(); ++it) {
       InferenceTask& task = **it;
-      if (task.IsCancelled() || task.deadline <= now) {
-        task.Finish(ExpiredStatus(task, now));
-      } else {
-        task.Finish(absl::DeadlineExceededError(absl::StrCat(
-            "predicted to finish ",
-            std::chrono::duration_cast<std::chrono::milliseconds>(predicted_end - task.deadline)
-                .count(),
-            " ms after the deadline after ",
-            std::chrono::duration_cast<std::chrono::milliseconds>(now - task.enqueue_time).count(),
-            " ms in the batch queue; not computed: allow a longer deadline or send fewer "
-            "requests")));
-      }
+      task.Finish(task.IsCancelled() || task.deadline <= now
+                      ? ExpiredStatus(task, now)
+                      : PredictedLateStatus(task, now, predicted_end));
     }
     batch.erase(live, batch.end());
     if (!batch.empty()) {
@@ -229,7 +230,7 @@ void BatchScheduler::WorkerLoop() {
       running_queue = nullptr;
     }
     mu_.Lock();
-    running_.erase(running_id);
+    running_.erase(running);
     --queue->running;
     if (queue->erase_when_idle && queue->running == 0) EraseLocked(queue);
     done_cv_.SignalAll();
@@ -242,7 +243,7 @@ Duration BatchScheduler::Backlog() const {
   absl::MutexLock lock(&mu_);
   Duration total{};
   // What the running batches have left, as predicted.
-  for (const auto& [id, running] : running_) {
+  for (const RunningBatch& running : running_) {
     total += std::max(Duration::zero(), running.predicted - (now - running.start));
   }
   for (const auto& queue : queues_) {

@@ -9,7 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -120,13 +120,12 @@ class BatchScheduler {
   size_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
   bool flush_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // The running batches' start and predicted compute, by batch.
+  // The running batches' start and predicted compute.
   struct RunningBatch {
     TimePoint start;
     Duration predicted;
   };
-  std::map<uint64_t, RunningBatch> running_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::list<RunningBatch> running_ ABSL_GUARDED_BY(mu_);
   // Wakes workers: a task arrived, or a batch may have become ready.
   absl::CondVar work_cv_;
   // Wakes the timer: a new deadline, a cancellation, or stopping.

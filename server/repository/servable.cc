@@ -134,9 +134,10 @@ absl::Status ServableModel::WarmUp() {
   // Each pass twice: the first builds kernels and buffers, the second's time
   // starts the compute-time model.
   struct Pass {
-    double rate;  // NaN: keep rates spread over the allowed range
+    double rate;
     int size;
     bool representative;
+    bool spread = false;  // keep rates spread over the allowed range instead
   };
   std::vector<Pass> passes;
   for (bool representative : {false, true}) {
@@ -148,10 +149,9 @@ absl::Status ServableModel::WarmUp() {
   // have row counts that one keep rate never gives.
   const KeepRatePolicy& policy = spec_.serving.keep_rate;
   if (spec_.serving.batching.mix_keep_rates && policy.min < policy.max && largest > 1) {
-    passes.push_back({std::nan(""), largest, false});
+    passes.push_back({policy.max, largest, false, true});
   }
-  for (const auto& [pass_rate, size, representative] : passes) {
-    const double rate = std::isnan(pass_rate) ? policy.max : pass_rate;
+  for (const auto& [rate, size, representative, spread] : passes) {
     // `size` tasks of one keep rate, run as one batch (flushed at once).
     absl::Mutex mu;
     int left = size;
@@ -160,8 +160,7 @@ absl::Status ServableModel::WarmUp() {
       auto task = std::make_unique<InferenceTask>();
       task->request_id = "warm-up";
       task->image = blank;
-      task->keep_rate =
-          std::isnan(pass_rate) ? policy.min + (policy.max - policy.min) * i / (size - 1) : rate;
+      task->keep_rate = spread ? policy.min + (policy.max - policy.min) * i / (size - 1) : rate;
       task->warm_up = true;
       task->representative_time = representative;
       task->done = [&mu, &left, &failure](absl::StatusOr<TaskResult> result) {
@@ -182,8 +181,7 @@ absl::Status ServableModel::WarmUp() {
         +[](int* n) { return *n == 0; }, &left));
     if (!failure.ok()) {
       const std::string rates_used =
-          std::isnan(pass_rate) ? absl::StrCat("s ", policy.min, " to ", policy.max)
-                                : absl::StrCat(" ", rate);
+          spread ? absl::StrCat("s ", policy.min, " to ", policy.max) : absl::StrCat(" ", rate);
       return absl::Status(failure.code(), absl::StrCat("warm-up at batch size ", size,
                                                        ", keep rate", rates_used, ": ",
                                                        failure.message()));
@@ -255,30 +253,17 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
       }
       for (int i : members) gmacs[i] = cost->gmacs();
     }
-    torch::Tensor logits;
-    if (status.ok() && by_rate.size() == 1) {
-      absl::StatusOr<ForwardResult> result =
-          spec_.model->Forward(torch::stack(images), keep_rates.front());
-      if (result.ok()) {
-        logits = result->logits;
-        for (auto& t : tokens) t = result->tokens;
-      } else {
-        status = result.status();
-      }
-    } else if (status.ok()) {
+    if (status.ok()) {
       absl::StatusOr<MixedForwardResult> result =
           spec_.model->ForwardMixed(torch::stack(images), keep_rates);
       if (result.ok()) {
-        logits = result->logits;
         tokens = std::move(result->tokens);
+        const torch::Tensor p =
+            torch::softmax(result->logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
+        for (int i = 0; i < batch_size; ++i) probabilities[i] = p[i];
       } else {
         status = result.status();
       }
-    }
-    if (status.ok()) {
-      const torch::Tensor p =
-          torch::softmax(logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
-      for (int i = 0; i < batch_size; ++i) probabilities[i] = p[i];
     }
   } catch (const std::exception& e) {
     status = absl::InternalError(e.what());

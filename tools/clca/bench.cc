@@ -282,16 +282,16 @@ int Bench(const BenchArgs& a) {
           auto forward = [&](int s) -> absl::Status {
             for (size_t pass = 0; pass < cycle; ++pass) {
               std::vector<double> rates;
-              std::map<double, std::vector<int64_t>> groups;
               for (int i = 0; i < batch; ++i) {
                 rates.push_back(a.keep_rates[(calls[s] * batch + i) % n]);
-                groups[rates.back()].push_back(i);
               }
               ++calls[s];
               if (mixed) {
                 if (auto r = (*model)->ForwardMixed(images[s], rates); !r.ok()) return r.status();
                 continue;
               }
+              std::map<double, std::vector<int64_t>> groups;
+              for (int i = 0; i < batch; ++i) groups[rates[i]].push_back(i);
               for (const auto& [kr, members] : groups) {
                 auto r = (*model)->Forward(
                     images[s].index_select(0, torch::tensor(members).to(device)), kr);

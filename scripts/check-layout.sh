@@ -30,14 +30,15 @@ forbid_include() {
 # The model library: LibTorch only, and its folders in one direction.
 forbid_include models 'grpc|google/protobuf|.*\.pb\.h|server/|client/|tools/' \
   'gRPC, protobuf, the server, the client or tools'
-forbid_include models/cpu 'models/(core|reduction|vit|io|save|preprocess|train)/' 'higher model folders'
-forbid_include models/core 'models/(reduction|vit|io|save|preprocess|train)/' 'higher model folders'
-forbid_include models/reduction 'models/(vit|io|save|preprocess|train)/' 'higher model folders'
-forbid_include models/vit 'models/(io|save|preprocess|train)/' 'higher model folders'
+forbid_include models/cpu 'models/(core|reduction|vit|exec|io|save|preprocess|train)/' 'higher model folders'
+forbid_include models/core 'models/(reduction|vit|exec|io|save|preprocess|train)/' 'higher model folders'
+forbid_include models/reduction 'models/(vit|exec|io|save|preprocess|train)/' 'higher model folders'
+forbid_include models/vit 'models/(exec|io|save|preprocess|train)/' 'higher model folders'
+forbid_include models/exec 'models/(io|save|preprocess|train)/' 'higher model folders'
 forbid_include models/io 'models/(save|preprocess|train)/' 'higher model folders'
 forbid_include models/save 'models/(preprocess|train)/' 'higher model folders'
-forbid_include models/preprocess 'models/(core|reduction|vit|io|save|train)/' 'other model folders'
-forbid_include models/train 'models/(io|save|preprocess)/' 'checkpoint files or preprocessing'
+forbid_include models/preprocess 'models/(core|reduction|vit|exec|io|save|train)/' 'other model folders'
+forbid_include models/train 'models/(exec|io|save|preprocess)/' 'checkpoint files or preprocessing'
 
 # The client: gRPC and protobuf, never LibTorch or the server.
 forbid_include client 'torch/|ATen/|c10/|caffe2/|models/|server/|tools/' \

@@ -59,7 +59,7 @@ if ! cmake --build "$ASAN_BUILD" -j"$(nproc)" --target "${tests[@]}" "${programs
 fi
 # Tests of programs not built above are listed as *_NOT_BUILT: leave them out,
 # and the seed corpora of fuzz targets not built.
-exclude='_NOT_BUILT$|^layout_dependencies$'
+exclude='_NOT_BUILT$|^layout_dependencies$|^cuda_sources_compile$'
 for name in $(ctest --test-dir "$ASAN_BUILD" -N -L unit | sed -n 's/^ *Test *#[0-9]*: \([a-z_]*_test\)$/\1/p'); do
   [ -x "$ASAN_BUILD/tests/$name" ] || exclude+="|^$name\$"
 done

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <map>
 #include <regex>
 #include <string>
 
@@ -90,6 +91,15 @@ int main(int argc, char** argv) {
         static const std::regex pattern("cpu|cuda(:[0-9]+)?");
         return std::regex_match(device, pattern) ? "" : "expected cpu, cuda or cuda:N";
       });
+  const std::map<std::string, clca::Precision> precisions = {
+      {"float32", clca::Precision::kFloat32}, {"fp32", clca::Precision::kFloat32},
+      {"bfloat16", clca::Precision::kBFloat16}, {"bf16", clca::Precision::kBFloat16},
+      {"float16", clca::Precision::kFloat16}, {"fp16", clca::Precision::kFloat16}};
+  app.add_option("--precision", options.repository.serving_defaults.precision,
+                 "float32, bfloat16 or float16: for versions whose serving.json names none "
+                 "(default: float16 with --device cuda, float32 on the CPU)")
+      ->transform(CLI::CheckedTransformer(precisions, CLI::ignore_case))
+      ->option_text("float32|bfloat16|float16");
   app.add_option("--workers", options.workers,
                  "Batch workers shared by every model version (0: what the repository's "
                  "serving.json files ask for when they agree, else 1)")

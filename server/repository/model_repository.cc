@@ -89,7 +89,7 @@ absl::StatusOr<std::shared_ptr<ServableModel>> LoadServable(
 
   ModelOptions model_options;
   model_options.device = options.device;
-  model_options.precision = serving->precision;
+  model_options.precision = PrecisionFor(*serving, options.device);
   absl::StatusOr<LoadedModel> loaded = LoadModel(*checkpoint, *config, model_options);
   if (!loaded.ok()) return WithPath(*checkpoint, loaded.status());
 

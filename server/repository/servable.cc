@@ -77,6 +77,20 @@ absl::StatusOr<std::shared_ptr<ServableModel>> ServableModel::Create(Spec spec,
   }
   servable->scheduler_ = scheduler;
 
+  BatchRunnerOptions runner_options;
+  runner_options.max_batch = s.serving.batching.max_batch_size;
+  runner_options.cuda_graphs = s.serving.cuda_graphs;
+  for (int i = 0; i < std::max(1, scheduler->num_workers()); ++i) {
+    absl::StatusOr<std::unique_ptr<BatchRunner>> runner =
+        BatchRunner::Create(*s.model, runner_options);
+    if (!runner.ok()) {
+      return absl::Status(runner.status().code(),
+                          absl::StrCat(s.path, ": ", runner.status().message()));
+    }
+    servable->free_runners_.push_back(runner->get());
+    servable->runners_.push_back(*std::move(runner));
+  }
+
   QueueOptions options = s.serving.batching;
   options.name = absl::StrCat(s.name, "/", s.version);
   BatchScheduler::QueueHooks hooks;
@@ -129,6 +143,25 @@ absl::Status ServableModel::WarmUp() {
   sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
   std::vector<double> rates = spec_.serving.warmup.keep_rates;
   if (rates.empty()) rates = {default_keep_rate_};
+  // On a GPU: the CUDA graph of every batch bucket up to the largest batch,
+  // at each warm-up keep rate, for each runner.
+  for (const auto& runner : runners_) {
+    if (!runner->UsesGraphs()) continue;
+    for (double rate : rates) {
+      for (int64_t bucket = 1;; bucket *= 2) {
+        const int64_t size = BatchBucket(bucket, largest);
+        if (absl::Status s = runner->Prepare(size, rate); !s.ok()) {
+          return absl::Status(s.code(), absl::StrCat("warm-up capture at batch size ", size,
+                                                     ", keep rate ", rate, ": ", s.message()));
+        }
+        if (size >= largest) break;
+      }
+    }
+  }
+  if (!runners_.empty() && runners_.front()->UsesGraphs()) {
+    spdlog::info("event=cuda_graphs_captured model={} version={} graphs_per_worker={}",
+                 LogQuoted(spec_.name), spec_.version, runners_.front()->stats().graphs);
+  }
   const int side = config().input_size;
   const torch::Tensor blank = torch::zeros({3, side, side});
   // Each pass twice: the first builds kernels and buffers, the second's time
@@ -225,6 +258,20 @@ absl::StatusOr<double> ServableModel::AllowedKeepRate(float requested, absl::str
   return rate;
 }
 
+BatchRunner* ServableModel::AcquireRunner() const {
+  absl::MutexLock lock(&runners_mu_);
+  runners_mu_.Await(absl::Condition(
+      +[](std::vector<BatchRunner*>* free) { return !free->empty(); }, &free_runners_));
+  BatchRunner* runner = free_runners_.back();
+  free_runners_.pop_back();
+  return runner;
+}
+
+void ServableModel::ReleaseRunner(BatchRunner* runner) const {
+  absl::MutexLock lock(&runners_mu_);
+  free_runners_.push_back(runner);
+}
+
 void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
                              uint64_t batch_id) const {
   const TimePoint start = Clock::Real()->Now();
@@ -237,7 +284,6 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
   std::vector<double> gmacs(batch.size());
   absl::Status status;
   try {
-    c10::InferenceMode inference;
     std::vector<torch::Tensor> images;
     std::vector<double> keep_rates;
     images.reserve(batch.size());
@@ -254,12 +300,13 @@ void ServableModel::RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch,
       for (int i : members) gmacs[i] = cost->gmacs();
     }
     if (status.ok()) {
-      absl::StatusOr<MixedForwardResult> result =
-          spec_.model->ForwardMixed(torch::stack(images), keep_rates);
+      BatchRunner* runner = AcquireRunner();
+      absl::StatusOr<MixedForwardResult> result = runner->Run(images, keep_rates);
+      ReleaseRunner(runner);
       if (result.ok()) {
         tokens = std::move(result->tokens);
-        const torch::Tensor p =
-            torch::softmax(result->logits.to(torch::kCPU, torch::kFloat32), 1).contiguous();
+        c10::InferenceMode inference;
+        const torch::Tensor p = torch::softmax(result->logits, 1).contiguous();
         for (int i = 0; i < batch_size; ++i) probabilities[i] = p[i];
       } else {
         status = result.status();

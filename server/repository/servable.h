@@ -15,6 +15,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "models/exec/batch_runner.h"
 #include "models/vit/cost.h"
 #include "models/vit/model.h"
 #include "server/batching/batch_scheduler.h"
@@ -111,6 +113,9 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
                                          absl::string_view hint) const;
   // Runs on a worker thread: one forward pass, then completes every task.
   void RunBatch(std::vector<std::unique_ptr<InferenceTask>> batch, uint64_t batch_id) const;
+  // A runner no other batch is using, and its return.
+  BatchRunner* AcquireRunner() const;
+  void ReleaseRunner(BatchRunner* runner) const;
 
   Spec spec_;
   ModelMetrics* metrics_;
@@ -120,6 +125,10 @@ class ServableModel : public std::enable_shared_from_this<ServableModel> {
   std::vector<RateCost> adaptive_rates_;
   mutable ComputeTimeModel compute_model_;
   mutable ArrivalRate arrivals_;
+  // One runner per worker of the pool (each batch takes one for its pass).
+  std::vector<std::unique_ptr<BatchRunner>> runners_;
+  mutable absl::Mutex runners_mu_;
+  mutable std::vector<BatchRunner*> free_runners_ ABSL_GUARDED_BY(runners_mu_);
   BatchScheduler* scheduler_ = nullptr;
   std::unique_ptr<BatchScheduler::Queue> queue_;
 };

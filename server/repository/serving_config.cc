@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -135,6 +136,11 @@ absl::StatusOr<Precision> ParsePrecision(const json& v) {
 
 }  // namespace
 
+Precision PrecisionFor(const ServingConfig& config, const std::string& device) {
+  if (config.precision) return *config.precision;
+  return absl::StartsWith(device, "cuda") ? Precision::kFloat16 : Precision::kFloat32;
+}
+
 const char* PrecisionName(Precision precision) {
   switch (precision) {
     case Precision::kFloat32: return "float32";
@@ -153,7 +159,8 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
   static const std::set<std::string> kKeys = {"max_batch_size", "max_queue_delay_us",
                                               "queue_capacity", "workers",
                                               "intra_op_threads", "keep_rate",
-                                              "precision", "warmup", "mix_keep_rates"};
+                                              "precision", "warmup", "mix_keep_rates",
+                                              "cuda_graphs"};
   for (const auto& [key, value] : object.items()) {
     if (kKeys.count(key) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "' (expected one of ",
@@ -187,6 +194,13 @@ absl::StatusOr<ServingConfig> ParseServingConfig(const json& object,
     absl::StatusOr<Precision> precision = ParsePrecision(object["precision"]);
     if (!precision.ok()) return precision.status();
     config.precision = *precision;
+  }
+  if (object.contains("cuda_graphs")) {
+    if (!object["cuda_graphs"].is_boolean()) {
+      return absl::InvalidArgumentError(absl::StrCat("'cuda_graphs' must be true or false, got ",
+                                                     object["cuda_graphs"].dump()));
+    }
+    config.cuda_graphs = object["cuda_graphs"].get<bool>();
   }
   if (object.contains("mix_keep_rates")) {
     if (!object["mix_keep_rates"].is_boolean()) {

@@ -56,7 +56,11 @@ struct ServingConfig {
   int workers = 0;
   int intra_op_threads = 0;
   // "float32", "bfloat16" or "float16" (also "fp32", "bf16", "fp16").
-  Precision precision = Precision::kFloat32;
+  // Absent: float16 on a GPU, float32 on the CPU (see PrecisionFor).
+  std::optional<Precision> precision;
+  // On a GPU: replay CUDA graphs for batches of one keep rate (see
+  // clca::BatchRunner); false: every batch runs eagerly. Ignored on the CPU.
+  bool cuda_graphs = true;
   WarmUpConfig warmup;
 };
 
@@ -75,5 +79,8 @@ absl::StatusOr<ServingConfig> ReadServingConfig(const std::string& path,
 absl::StatusOr<std::vector<std::string>> ReadLabels(const std::string& path, int num_classes);
 
 const char* PrecisionName(Precision precision);
+
+// The precision a version computes in on `device` ("cpu", "cuda", "cuda:N").
+Precision PrecisionFor(const ServingConfig& config, const std::string& device);
 
 }  // namespace clca::server

@@ -6,6 +6,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "tests/server/server_harness.h"
 
@@ -189,6 +190,34 @@ TEST(StartupTest, EmptyRepositoryIsAnError) {
   ASSERT_FALSE(server.Start(empty.path().string()));
   EXPECT_THAT(server.exit_code(), ::testing::Optional(::testing::Ne(0)));
   EXPECT_THAT(server.output(), HasSubstr("holds no models"));
+}
+
+// --precision sets the precision of versions whose serving.json names none;
+// an unknown one, or a GPU where LibTorch sees none, stops the start.
+TEST(StartupTest, PrecisionAndDeviceFlags) {
+  TestRepository repository;
+  {
+    ServerProcess server;
+    ASSERT_TRUE(server.Start(repository.path(), {"--precision", "bf16"}));
+    auto info = server.NewClient()->GetModel(kTestModel, 1);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->precision(), "bfloat16");
+    ClassifyOptions options;
+    options.model = kTestModel;
+    EXPECT_TRUE(server.NewClient()->ClassifyFile(TestData(kImage), options).ok());
+  }
+  {
+    ServerProcess server;
+    ASSERT_FALSE(server.Start(repository.path(), {"--precision", "float8"}));
+    EXPECT_THAT(server.exit_code(), ::testing::Optional(::testing::Ne(0)));
+    EXPECT_THAT(server.output(), HasSubstr("--precision"));
+  }
+  if (!torch::cuda::is_available()) {
+    ServerProcess server;
+    ASSERT_FALSE(server.Start(repository.path(), {"--device", "cuda"}));
+    EXPECT_THAT(server.exit_code(), ::testing::Optional(::testing::Ne(0)));
+    EXPECT_THAT(server.output(), HasSubstr("CUDA is not available"));
+  }
 }
 
 }  // namespace

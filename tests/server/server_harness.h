@@ -183,8 +183,15 @@ class ServerProcess {
                                      "--preprocess-threads", "2"};
     // Defaults unless the test sets them: two cores are shared by parallel
     // tests.
-    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--log-level", "warn"},
-                                      {"--intra-op-threads", "1"}}) {
+    std::vector<std::pair<std::string, std::string>> defaults = {{"--log-level", "warn"},
+                                                                 {"--intra-op-threads", "1"}};
+    // CLCA_TEST_SERVER_FLAGS="--device cuda --precision float32" runs every
+    // server test's server with those flags (where the test sets none).
+    if (const char* env = std::getenv("CLCA_TEST_SERVER_FLAGS")) {
+      std::istringstream words(env);
+      for (std::string flag, value; words >> flag >> value;) defaults.emplace_back(flag, value);
+    }
+    for (const auto& [flag, value] : defaults) {
       if (std::find(extra_args.begin(), extra_args.end(), flag) == extra_args.end()) {
         args.insert(args.end(), {flag, value});
       }

@@ -18,6 +18,7 @@
 #include "models/core/layers.h"
 #include "models/cpu/process_setup.h"
 #include "models/cpu/threads.h"
+#include "models/exec/batch_runner.h"
 #include "models/vit/cost.h"
 #include "models/vit/model.h"
 #include "tools/clca/commands.h"
@@ -43,6 +44,9 @@ struct BenchArgs {
   // of a batch at keep_rates[i % n], in one mixed forward pass ("mixed") or
   // one pass per keep rate ("grouped").
   bool mixed = false;
+  // On a GPU: time batches of one keep rate through a BatchRunner replaying
+  // CUDA graphs (captured before timing) instead of eager forward passes.
+  bool cuda_graphs = false;
 };
 
 struct Timing {
@@ -222,6 +226,7 @@ int Bench(const BenchArgs& a) {
     options.device = device.str();
     auto model = ClcaModel::CreateRandom(*config, 0, options);
     if (!model.ok()) return Fail(model.status());
+    const bool graphs = a.cuda_graphs && device.is_cuda() && !a.mixed;
     // With several streams the bound is one stream's product times their
     // number: each stream has its own cores.
     Gemm one_stream;
@@ -322,10 +327,29 @@ int Bench(const BenchArgs& a) {
         }
         continue;
       }
+      // One runner per stream, with each stream's images as a list.
+      std::vector<std::unique_ptr<BatchRunner>> runners;
+      std::vector<std::vector<torch::Tensor>> image_lists;
+      if (graphs) {
+        BatchRunnerOptions runner_options;
+        runner_options.max_batch = batch;
+        runner_options.max_graphs = static_cast<int>(a.keep_rates.size());
+        for (int s = 0; s < a.streams; ++s) {
+          auto runner = BatchRunner::Create(**model, runner_options);
+          if (!runner.ok()) return Fail(runner.status());
+          runners.push_back(*std::move(runner));
+          image_lists.push_back(images[s].unbind(0));
+        }
+      }
       for (double kr : a.keep_rates) {
         auto cost = EstimateCost(*config, kr);
         if (!cost.ok()) return Fail(cost.status());
+        const std::vector<double> rates(batch, kr);
+        for (const auto& runner : runners) {
+          if (absl::Status s = runner->Prepare(batch, kr); !s.ok()) return Fail(s);
+        }
         absl::StatusOr<Timing> timed = time_calls([&](int s) {
+          if (graphs) return runners[s]->Run(image_lists[s], rates).status();
           return (*model)->Forward(images[s], kr).status();
         });
         if (!timed.ok()) return Fail(timed.status());
@@ -333,6 +357,7 @@ int Bench(const BenchArgs& a) {
         const double per_image = t.median / batch;
         const double gflops = 2 * cost->macs / per_image * 1e-9;
         results.push_back({{"keep_rate", kr}, {"batch", batch}, {"dtype", d},
+                           {"cuda_graphs", graphs},
                            {"input_size", config->input_size}, {"ms_per_image", per_image * 1e3},
                            {"images_per_s", 1.0 / per_image}, {"gmacs", cost->gmacs()},
                            {"gflops", gflops}, {"gemm_ratio", gflops / gemm_gflops},
@@ -397,6 +422,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"fused", "matmul"}))
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print JSON");
+  cmd->add_flag("--cuda-graphs", a->cuda_graphs,
+                "on a GPU, replay CUDA graphs (one per batch and keep rate, captured before "
+                "timing) through a BatchRunner, as clca-server does; logits copied back included");
   cmd->add_flag("--mixed", a->mixed,
                 "one row per batch size for batches of mixed keep rates (the images of the "
                 "calls take --keep-rates in turn): in one mixed forward pass, and in one pass "

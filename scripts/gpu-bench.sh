@@ -20,14 +20,8 @@ DTYPES=${DTYPES:-fp32,fp16,bf16}
 MIN_SECONDS=${MIN_SECONDS:-1}
 mkdir -p "$OUT" "$BUILD"
 
-{
-  date -u
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
-  python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)' 2>&1
-  echo "CPU: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-  "${CXX:-c++}" --version | head -1
-  cmake --version | head -1
-} | tee "$OUT/machine.txt"
+source scripts/gpu-lib.sh
+machine_info "$OUT/machine.txt"
 
 # Shared libraries of DEPS_PREFIX are found at run time (the tests are
 # listed by running them during the build) also by the libraries that need them.

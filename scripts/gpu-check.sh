@@ -29,14 +29,8 @@ summary="$OUT/summary.txt"
 : >"$summary"
 say() { echo "$*" | tee -a "$summary"; }
 
-{
-  date -u
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
-  python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)' 2>&1
-  echo "CPU: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-  "${CXX:-c++}" --version | head -1
-  cmake --version | head -1
-} | tee "$OUT/machine.txt"
+source scripts/gpu-lib.sh
+machine_info "$OUT/machine.txt"
 
 bundle=gpu-deps/clca-gpu-deps.tar.xz
 if [ -z "${DEPS_PREFIX:-}" ] && [ -f "$bundle" ]; then

@@ -2,8 +2,9 @@
 # The whole test suite: installs what is missing, builds with warnings as
 # errors, and runs every test with CTest. Then the sanitizer smoke runs
 # (docs/SECURITY.md#fuzzing-and-sanitizers): the file and image parsers'
-# unit tests and seed corpora under AddressSanitizer and
-# UndefinedBehaviorSanitizer, and each of their fuzz targets for
+# unit tests and seed corpora, and the server tests of hostile input against
+# a sanitized clca-server, under AddressSanitizer and
+# UndefinedBehaviorSanitizer, then each of the parsers' fuzz targets for
 # CLCA_FUZZ_SECONDS seconds (default 10). CLCA_SKIP_SANITIZERS=1 leaves those
 # out, for fast local loops; CI runs them. The complete sanitizer runs are
 # scripts/sanitize.sh (every unit and server test), scripts/fuzz.sh (every

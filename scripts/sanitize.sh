@@ -11,9 +11,11 @@
 # command, dataset generation and reading, training) and the CUDA test are
 # left to the regular build.
 #
-# --smoke (what CI runs, within its time budget): only the parsers of files
-# and images, the model library they need, their unit tests and their fuzz
-# targets' seed corpora; not the server.
+# --smoke (what CI runs, within its time budget): the parsers of files and
+# images, their unit tests and their fuzz targets' seed corpora, and the
+# server tests of hostile input (untrusted strings and limits, image bombs,
+# malformed repositories and failing batches) against a sanitized
+# clca-server.
 #
 # Environment: CLCA_ASAN_BUILD_DIR (build-asan), shared with fuzz.sh.
 set -euo pipefail
@@ -26,8 +28,9 @@ if [ "${1:-}" = --smoke ]; then
   shift
 fi
 if [ $smoke = 1 ]; then
-  tests=(checkpoint_test config_test preprocess_test hostile_images_test jpeg_color_test)
-  programs=("${SMOKE_FUZZ_TARGETS[@]}")
+  tests=(checkpoint_test config_test preprocess_test hostile_images_test jpeg_color_test
+         server_untrusted_input_test server_hostile_images_test server_errors_test)
+  programs=(clca-server clca-client "${SMOKE_FUZZ_TARGETS[@]}")
 else
   tests=(
     # models/: checkpoints, configurations, kernels on raw pointers, the model

@@ -160,8 +160,11 @@ class CudaRunner : public BatchRunner {
   // the runner's stream (from the pinned buffer for host images).
   torch::Tensor Upload(const std::vector<torch::Tensor>& images) {
     const auto n = static_cast<int64_t>(images.size());
+    // The model's device may name no index ("cuda": the current one).
+    const torch::Device device = model_.device();
     const bool on_device = std::all_of(images.begin(), images.end(), [&](const torch::Tensor& t) {
-      return t.device() == model_.device();
+      return t.device().type() == device.type() &&
+             (!device.has_index() || t.device().index() == device.index());
     });
     if (on_device) return torch::stack(images).to(torch::kFloat32);
     torch::Tensor out = device_input_.narrow(0, 0, n);

@@ -85,18 +85,8 @@ TEST(BatchRunnerTest, RefusesMalformedBatches) {
   EXPECT_EQ(BatchRunner::Create(**model, options).status().code(), invalid);
 }
 
-class CudaRunnerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  }
-  static ModelOptions OnGpu(Precision precision = Precision::kFloat32) {
-    ModelOptions options;
-    options.device = "cuda";
-    options.precision = precision;
-    return options;
-  }
-};
+using testing::OnGpu;
+using CudaRunnerTest = testing::GpuTest;
 
 // Graph replays give the eager forward pass's logits and token counts for
 // every method, at every batch size up to a bucket (padded), and the

@@ -14,18 +14,8 @@ using testing::ExpectedFiles;
 using testing::ParityDir;
 using testing::ReadJson;
 
-class CudaTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
-  }
-  static ModelOptions OnGpu(Precision precision = Precision::kFloat32) {
-    ModelOptions options;
-    options.device = "cuda";
-    options.precision = precision;
-    return options;
-  }
-};
+using testing::OnGpu;
+using CudaTest = testing::GpuTest;
 
 // Every parity case gives the reference's logits and token counts on the GPU,
 // with fused attention kernels and with explicit products.

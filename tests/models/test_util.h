@@ -55,6 +55,22 @@ inline void ExpectSameResults(const ModelConfig& config, uint64_t seed, const Mo
   }
 }
 
+// Options of a model on the GPU ("cuda").
+inline ModelOptions OnGpu(Precision precision = Precision::kFloat32) {
+  ModelOptions options;
+  options.device = "cuda";
+  options.precision = precision;
+  return options;
+}
+
+// Tests that need a GPU: skipped where LibTorch sees none.
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
 inline std::string ParityDir() { return std::string(CLCA_TEST_DATA) + "/parity"; }
 
 inline nlohmann::json ReadJson(const std::string& path) {

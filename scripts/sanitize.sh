@@ -35,7 +35,7 @@ else
   tests=(
     # models/: checkpoints, configurations, kernels on raw pointers, the model
     checkpoint_test config_test cost_test cpu_kernels_test onednn_test threads_test
-    model_test reducers_test parity_test
+    model_test reducers_test parity_test batch_runner_test
     # image decoding and preprocessing
     preprocess_test hostile_images_test jpeg_color_test
     # batching, the client library, the server end to end

@@ -30,10 +30,11 @@ struct BatchRunnerOptions {
   // batch runs eagerly.
   bool cuda_graphs = true;
   // CUDA only: a (bucket, keep rate) seen this many times by Run is
-  // captured (Prepare captures at once). Keys used less stay eager.
+  // captured while the runner holds fewer than max_graphs graphs; keys used
+  // less, or met when it is full, run eagerly.
   int capture_after = 2;
-  // CUDA only: graphs kept per runner; beyond it the least recently replayed
-  // one is released. 0: none are captured.
+  // CUDA only: graphs kept per runner. Prepare captures even when it is
+  // full, releasing the least recently replayed graph. 0: none are captured.
   int max_graphs = 32;
 };
 

@@ -182,9 +182,12 @@ class CudaRunner : public BatchRunner {
       return &it->second;
     }
     if (failed_.count(key) != 0) return nullptr;
-    if (!now && ++seen_[key] < options_.capture_after) return nullptr;
+    const bool full = static_cast<int>(graphs_.size()) >= options_.max_graphs;
+    // Keys met in serving fill free places only, so that a workload of more
+    // keys than places runs them eagerly instead of capturing in turn.
+    if (!now && (full || ++seen_[key] < options_.capture_after)) return nullptr;
     seen_.erase(key);
-    if (static_cast<int>(graphs_.size()) >= options_.max_graphs) Evict();
+    if (full) Evict();
     absl::StatusOr<Graph> graph = Capture(key);
     if (!graph.ok()) {
       // Not capturable here (the forward pass synchronises, for example):

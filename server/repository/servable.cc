@@ -144,7 +144,8 @@ absl::Status ServableModel::WarmUp() {
   std::vector<double> rates = spec_.serving.warmup.keep_rates;
   if (rates.empty()) rates = {default_keep_rate_};
   // On a GPU: the CUDA graph of every batch bucket up to the largest batch,
-  // at each warm-up keep rate, for each runner.
+  // at each warm-up keep rate, for each runner. The version takes no calls
+  // yet, so no batch holds a runner.
   for (const auto& runner : runners_) {
     if (!runner->UsesGraphs()) continue;
     for (double rate : rates) {

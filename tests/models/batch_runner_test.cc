@@ -173,10 +173,16 @@ TEST_F(CudaRunnerTest, GraphCountIsBounded) {
   for (double kr : {0.6, 0.7, 0.8}) {
     ASSERT_TRUE((*runner)->Prepare(1, kr).ok());
   }
-  const BatchRunnerStats stats = (*runner)->stats();
+  BatchRunnerStats stats = (*runner)->stats();
   EXPECT_EQ(stats.captures, 4);
   EXPECT_EQ(stats.graphs, 2);
   EXPECT_EQ(stats.evictions, 2);
+  // A full runner captures no key met in serving: it runs eagerly.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*runner)->Run(images, {0.9}).ok());
+  stats = (*runner)->stats();
+  EXPECT_EQ(stats.captures, 4);
+  EXPECT_EQ(stats.graphs, 2);
+  EXPECT_EQ(stats.eager_batches, 4);  // the first call at 0.5, and these three
 }
 
 }  // namespace

@@ -37,6 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (k.default_rate && !(*k.default_rate > 0 && *k.default_rate <= 1))) {
     __builtin_trap();
   }
-  clca::server::PrecisionName(c.precision);
+  clca::server::PrecisionName(clca::server::PrecisionFor(c, "cpu"));
+  clca::server::PrecisionName(clca::server::PrecisionFor(c, "cuda"));
   return 0;
 }

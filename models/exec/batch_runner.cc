@@ -16,7 +16,7 @@ namespace {
 class EagerRunner : public BatchRunner {
  public:
   EagerRunner(const ClcaModel& model, const BatchRunnerOptions& options)
-      : BatchRunner(options), model_(model) {}
+      : BatchRunner(model, options) {}
 
   absl::StatusOr<MixedForwardResult> Run(const std::vector<torch::Tensor>& images,
                                          const std::vector<double>& keep_rates) override {
@@ -39,26 +39,25 @@ class EagerRunner : public BatchRunner {
       return absl::InternalError(absl::StrCat("batch failed: ", ExceptionMessage(e)));
     }
   }
-
-  absl::Status Prepare(int64_t batch_size, double keep_rate) override {
-    if (batch_size < 1 || batch_size > options_.max_batch) {
-      return absl::InvalidArgumentError(absl::StrCat("batch size ", batch_size,
-                                                     " outside [1, ", options_.max_batch, "]"));
-    }
-    const int64_t size = model_.config().input_size;
-    std::vector<torch::Tensor> images(batch_size, torch::zeros({3, size, size}));
-    return Run(images, std::vector<double>(batch_size, keep_rate)).status();
-  }
-
-  bool UsesGraphs() const override { return false; }
-  BatchRunnerStats stats() const override { return stats_; }
-
- private:
-  const ClcaModel& model_;
-  BatchRunnerStats stats_;
 };
 
 }  // namespace
+
+absl::Status BatchRunner::Prepare(int64_t batch_size, double keep_rate) {
+  if (batch_size < 1 || batch_size > options_.max_batch) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size ", batch_size, " outside [1, ",
+                                                   options_.max_batch, "]"));
+  }
+  if (UsesGraphs()) {
+    absl::StatusOr<bool> captured =
+        CaptureGraph(BatchBucket(batch_size, options_.max_batch), keep_rate);
+    if (!captured.ok()) return captured.status();
+    if (*captured) return absl::OkStatus();
+  }
+  const int64_t s = model_.config().input_size;
+  std::vector<torch::Tensor> images(batch_size, torch::zeros({3, s, s}));
+  return Run(images, std::vector<double>(batch_size, keep_rate)).status();
+}
 
 int64_t BatchBucket(int64_t batch_size, int64_t max_batch) {
   int64_t bucket = 1;

@@ -62,22 +62,30 @@ class BatchRunner {
   virtual absl::StatusOr<MixedForwardResult> Run(const std::vector<torch::Tensor>& images,
                                                  const std::vector<double>& keep_rates) = 0;
 
-  // Readies batches of `batch_size` images at `keep_rate`: on CUDA captures
-  // the graph of their bucket (where graphs apply), elsewhere runs one
-  // forward pass. For warm-up.
-  virtual absl::Status Prepare(int64_t batch_size, double keep_rate) = 0;
+  // Readies batches of `batch_size` images at `keep_rate`: captures the
+  // graph of their bucket where graphs apply, otherwise runs one forward
+  // pass of blank images. For warm-up.
+  absl::Status Prepare(int64_t batch_size, double keep_rate);
 
   // Whether batches of one keep rate replay graphs here (CUDA, graphs on, a
   // method with static token counts).
-  virtual bool UsesGraphs() const = 0;
+  virtual bool UsesGraphs() const { return false; }
 
-  virtual BatchRunnerStats stats() const = 0;
+  virtual BatchRunnerStats stats() const { return stats_; }
 
   const BatchRunnerOptions& options() const { return options_; }
 
  protected:
-  explicit BatchRunner(const BatchRunnerOptions& options) : options_(options) {}
-  BatchRunnerOptions options_;
+  BatchRunner(const ClcaModel& model, const BatchRunnerOptions& options)
+      : model_(model), options_(options) {}
+  // Captures the graph of (bucket, keep_rate) now, evicting one if full;
+  // false where that key runs eagerly (its capture failed before). Called by
+  // Prepare only where UsesGraphs().
+  virtual absl::StatusOr<bool> CaptureGraph(int64_t bucket, double keep_rate) { return false; }
+
+  const ClcaModel& model_;
+  const BatchRunnerOptions options_;
+  BatchRunnerStats stats_;
 };
 
 // The bucket a batch of `batch_size` is padded to: the smallest power of two

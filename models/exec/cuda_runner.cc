@@ -55,7 +55,7 @@ class CudaRunner : public BatchRunner {
  public:
   CudaRunner(const ClcaModel& model, const BatchRunnerOptions& options,
              c10::cuda::CUDAStream stream)
-      : BatchRunner(options), model_(model), stream_(stream) {}
+      : BatchRunner(model, options), stream_(stream) {}
 
   absl::Status Init() {
     try {
@@ -87,7 +87,6 @@ class CudaRunner : public BatchRunner {
     try {
       c10::InferenceMode inference;
       c10::cuda::CUDAStreamGuard guard(stream_);
-      const torch::Tensor input = Upload(images);
       Graph* graph = nullptr;
       if (UsesGraphs() && std::all_of(keep_rates.begin(), keep_rates.end(),
                                       [&](double k) { return k == keep_rates.front(); })) {
@@ -96,10 +95,12 @@ class CudaRunner : public BatchRunner {
         if (!found.ok()) return found.status();
         graph = *found;
       }
+      // Straight into the graph's input where one replays.
+      const torch::Tensor input =
+          Upload(images, (graph != nullptr ? graph->input : device_input_).narrow(0, 0, n));
       MixedForwardResult result;
       torch::Tensor logits;
       if (graph != nullptr) {
-        graph->input.narrow(0, 0, n).copy_(input, /*non_blocking=*/true);
         graph->graph->replay();
         logits = graph->logits.narrow(0, 0, n);
         result.tokens.assign(n, graph->tokens);
@@ -122,28 +123,6 @@ class CudaRunner : public BatchRunner {
     }
   }
 
-  absl::Status Prepare(int64_t batch_size, double keep_rate) override {
-    if (batch_size < 1 || batch_size > options_.max_batch) {
-      return absl::InvalidArgumentError(absl::StrCat("batch size ", batch_size,
-                                                     " outside [1, ", options_.max_batch, "]"));
-    }
-    if (UsesGraphs()) {
-      try {
-        c10::InferenceMode inference;
-        c10::cuda::CUDAStreamGuard guard(stream_);
-        absl::StatusOr<Graph*> graph =
-            Find({BatchBucket(batch_size, options_.max_batch), keep_rate}, /*now=*/true);
-        if (!graph.ok()) return graph.status();
-        if (*graph != nullptr) return absl::OkStatus();
-      } catch (const std::exception& e) {
-        return absl::InternalError(absl::StrCat("capture failed: ", ExceptionMessage(e)));
-      }
-    }
-    const int64_t s = model_.config().input_size;
-    std::vector<torch::Tensor> images(batch_size, torch::zeros({3, s, s}));
-    return Run(images, std::vector<double>(batch_size, keep_rate)).status();
-  }
-
   bool UsesGraphs() const override {
     return options_.cuda_graphs && options_.max_graphs > 0 &&
            HasStaticTokenCounts(model_.config().reduction);
@@ -156,9 +135,21 @@ class CudaRunner : public BatchRunner {
   }
 
  private:
-  // The images as one float32 [n, 3, S, S] tensor on the device, copied on
-  // the runner's stream (from the pinned buffer for host images).
-  torch::Tensor Upload(const std::vector<torch::Tensor>& images) {
+  absl::StatusOr<bool> CaptureGraph(int64_t bucket, double keep_rate) override {
+    try {
+      c10::InferenceMode inference;
+      c10::cuda::CUDAStreamGuard guard(stream_);
+      absl::StatusOr<Graph*> graph = Find({bucket, keep_rate}, /*now=*/true);
+      if (!graph.ok()) return graph.status();
+      return *graph != nullptr;
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("capture failed: ", ExceptionMessage(e)));
+    }
+  }
+
+  // Copies the images into `out` ([n, 3, S, S] float32 on the device) on the
+  // runner's stream, through the pinned buffer for host images; returns out.
+  torch::Tensor Upload(const std::vector<torch::Tensor>& images, torch::Tensor out) {
     const auto n = static_cast<int64_t>(images.size());
     // The model's device may name no index ("cuda": the current one).
     const torch::Device device = model_.device();
@@ -166,8 +157,10 @@ class CudaRunner : public BatchRunner {
       return t.device().type() == device.type() &&
              (!device.has_index() || t.device().index() == device.index());
     });
-    if (on_device) return torch::stack(images).to(torch::kFloat32);
-    torch::Tensor out = device_input_.narrow(0, 0, n);
+    if (on_device) {
+      out.copy_(torch::stack(images));
+      return out;
+    }
     for (int64_t i = 0; i < n; ++i) pinned_input_[i].copy_(images[i]);
     out.copy_(pinned_input_.narrow(0, 0, n), /*non_blocking=*/true);
     return out;
@@ -248,7 +241,6 @@ class CudaRunner : public BatchRunner {
     return g;
   }
 
-  const ClcaModel& model_;
   c10::cuda::CUDAStream stream_;
   torch::Tensor pinned_input_;
   torch::Tensor pinned_logits_;
@@ -258,7 +250,6 @@ class CudaRunner : public BatchRunner {
   std::map<Key, int> seen_;
   std::set<Key> failed_;
   uint64_t clock_ = 0;
-  BatchRunnerStats stats_;
 };
 
 }  // namespace

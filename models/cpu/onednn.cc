@@ -84,91 +84,136 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight,
   return y.view(shape);
 }
 
-torch::Tensor Attention(const torch::Tensor& qkv_in, int64_t heads, const torch::Tensor& bias_in,
-                        torch::Tensor* cls_rows) {
-  const torch::Tensor qkv = qkv_in.contiguous();
-  const bool bfloat16 = qkv.scalar_type() == torch::kBFloat16;
-  TORCH_CHECK(qkv.scalar_type() == torch::kFloat32 || (bfloat16 && AttentionBf16Available()),
-              "attention: unsupported dtype ", qkv.scalar_type());
-  const int64_t batch = qkv.size(0), length = qkv.size(1), dim = qkv.size(2) / 3;
-  const int64_t head_dim = dim / heads, pairs = batch * heads;
+void Attention(std::vector<AttentionBatch>& batches, int64_t heads) {
+  if (batches.empty()) return;
+  const torch::ScalarType type = batches.front().qkv.scalar_type();
+  const bool bfloat16 = type == torch::kBFloat16;
+  TORCH_CHECK(type == torch::kFloat32 || (bfloat16 && AttentionBf16Available()),
+              "attention: unsupported dtype ", type);
+  const int64_t dim = batches.front().qkv.size(2) / 3;
+  const int64_t head_dim = dim / heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const torch::Tensor bias =
-      bias_in.defined() ? bias_in.to(torch::kFloat32).contiguous() : bias_in;
-  torch::Tensor out = torch::empty({batch, length, dim}, qkv.options());
-  // The CLS query's probabilities stay float32 in either precision.
-  if (cls_rows) *cls_rows = torch::empty({batch, heads, length}, qkv.options().dtype(torch::kFloat32));
-  float* cls_base = cls_rows ? cls_rows->data_ptr<float>() : nullptr;
-  const float* bias_base = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  // What each pair reads and writes, batch by batch.
+  struct Batch {
+    torch::Tensor qkv, bias;  // contiguous; bias float32 [B, N] or undefined
+    int64_t length = 0;
+    float* cls = nullptr;
+    void* out = nullptr;
+  };
+  std::vector<Batch> prepared(batches.size());
+  // (batch, image, head) of every pair, and the cost of the pairs before it.
+  struct Pair {
+    int64_t batch, image, head;
+  };
+  std::vector<Pair> pairs;
+  std::vector<double> before = {0};
+  for (size_t i = 0; i < batches.size(); ++i) {
+    AttentionBatch& in = batches[i];
+    Batch& b = prepared[i];
+    TORCH_CHECK(in.qkv.dim() == 3 && in.qkv.scalar_type() == type && in.qkv.size(2) == 3 * dim,
+                "attention: every batch's qkv must be [B, N, ", 3 * dim, "] of one type");
+    b.qkv = in.qkv.contiguous();
+    const int64_t batch = b.qkv.size(0);
+    b.length = b.qkv.size(1);
+    TORCH_CHECK(in.out.defined() && in.out.is_contiguous() && in.out.scalar_type() == type &&
+                    in.out.sizes() == torch::IntArrayRef({batch, b.length, dim}),
+                "attention: the output must be a contiguous [B, N, C] of the input's type");
+    b.out = in.out.data_ptr();
+    if (in.bias.defined()) b.bias = in.bias.to(torch::kFloat32).contiguous();
+    if (in.cls_rows) {
+      *in.cls_rows =
+          torch::empty({batch, heads, b.length}, b.qkv.options().dtype(torch::kFloat32));
+      b.cls = in.cls_rows->data_ptr<float>();
+    }
+    // Two products of length² · head_dim, and a fixed cost per pair.
+    const double cost = static_cast<double>(b.length) * (b.length + 8) * head_dim + 32768;
+    for (int64_t image = 0; image < batch; ++image) {
+      for (int64_t head = 0; head < heads; ++head) {
+        pairs.push_back({static_cast<int64_t>(i), image, head});
+        before.push_back(before.back() + cost);
+      }
+    }
+  }
+  if (pairs.empty()) return;
+  // Contiguous runs of pairs of about equal cost, one per thread.
+  const int64_t runs = std::min<int64_t>(at::get_num_threads(), pairs.size());
+  std::vector<size_t> start(runs + 1, pairs.size());
+  for (int64_t r = 0; r < runs; ++r) {
+    const double at = before.back() * r / runs;
+    start[r] = std::upper_bound(before.begin(), before.end() - 1, at) - before.begin() - 1;
+  }
+  const bool own_softmax = kernels::HasAvx512Bf16();
+  const GemmBf16Fn gemm = bfloat16 ? FindBf16() : nullptr;
   // LibTorch's worker threads do not inherit the caller's modes.
   const bool inference = c10::InferenceMode::is_enabled();
-  if (bfloat16) {
-    // bfloat16 products with float32 sums; the softmax in float32, rounded
-    // once to bfloat16 for the second product.
-    const GemmBf16Fn gemm = FindBf16();
-    const auto* base = static_cast<const uint16_t*>(qkv.data_ptr());
-    auto* out_base = static_cast<uint16_t*>(out.data_ptr());
-    at::parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
-      c10::InferenceMode mode(inference);
-      torch::NoGradGuard no_grad;
-      torch::Tensor scores = torch::empty({length, length}, qkv.options().dtype(torch::kFloat32));
-      torch::Tensor probs = torch::empty({length, length}, qkv.options());
-      torch::Tensor sums = torch::empty({length, head_dim}, qkv.options().dtype(torch::kFloat32));
-      auto* p_base = static_cast<uint16_t*>(probs.data_ptr());
-      for (int64_t p = first; p < last; ++p) {
-        const int64_t image = p / heads, head = p % heads;
-        const uint16_t* q = base + image * length * 3 * dim + head * head_dim;
-        const uint16_t* k = q + dim;
-        const uint16_t* v = q + 2 * dim;
-        Check(gemm('N', 'T', length, length, head_dim, scale, q, 3 * dim, k, 3 * dim, 0.0f,
-                   scores.data_ptr<float>(), length),
-              "dnnl_gemm_bf16bf16f32");
-        kernels::SoftmaxToBf16(scores.data_ptr<float>(), length, length,
-                               bias_base ? bias_base + image * length : nullptr, p_base, length,
-                               cls_base ? cls_base + p * length : nullptr);
-        Check(gemm('N', 'N', length, head_dim, length, 1.0f, p_base, length, v, 3 * dim, 0.0f,
-                   sums.data_ptr<float>(), head_dim),
-              "dnnl_gemm_bf16bf16f32");
-        kernels::FloatToBf16(sums.data_ptr<float>(), length, head_dim, head_dim,
-                             out_base + image * length * dim + head * head_dim, dim);
-      }
-    });
-    return out;
-  }
-  const float* base = qkv.data_ptr<float>();
-  float* out_base = out.data_ptr<float>();
-  const bool own_softmax = kernels::HasAvx512Bf16();
-  at::parallel_for(0, pairs, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, runs, 1, [&](int64_t first_run, int64_t last_run) {
     c10::InferenceMode mode(inference);
     torch::NoGradGuard no_grad;
-    torch::Tensor scores = torch::empty({length, length}, qkv.options());
-    // The AVX-512 softmax works in place; LibTorch's writes apart.
-    torch::Tensor probs = own_softmax ? scores : torch::empty({length, length}, qkv.options());
-    for (int64_t p = first; p < last; ++p) {
-      const int64_t image = p / heads, head = p % heads;
+    const size_t first = start[first_run], last = start[last_run];
+    int64_t longest = 0;
+    for (size_t p = first; p < last; ++p) {
+      longest = std::max(longest, prepared[pairs[p].batch].length);
+    }
+    const torch::TensorOptions f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    torch::Tensor scores_buffer = torch::empty({longest * longest}, f32);
+    // The AVX-512 softmax works in place; LibTorch's writes apart. bfloat16
+    // rounds the probabilities into their own buffer and sums in float32.
+    torch::Tensor probs_buffer = bfloat16 || !own_softmax
+                                     ? torch::empty({longest * longest}, f32.dtype(type))
+                                     : scores_buffer;
+    torch::Tensor sums = bfloat16 ? torch::empty({longest * head_dim}, f32) : torch::Tensor();
+    float* scores = scores_buffer.data_ptr<float>();
+    for (size_t p = first; p < last; ++p) {
+      const Batch& b = prepared[pairs[p].batch];
+      const int64_t image = pairs[p].image, head = pairs[p].head, length = b.length;
+      const int64_t pair = image * heads + head;  // within its batch
+      const float* bias = b.bias.defined() ? b.bias.data_ptr<float>() + image * length : nullptr;
+      float* cls = b.cls ? b.cls + pair * length : nullptr;
       // Rows of one head's q, k and v are 3 * dim apart.
-      const float* q = base + image * length * 3 * dim + head * head_dim;
-      const float* k = q + dim;
-      const float* v = q + 2 * dim;
-      Sgemm('N', 'T', length, length, head_dim, scale, q, 3 * dim, k, 3 * dim, 0.0f,
-            scores.data_ptr<float>(), length);
-      if (own_softmax) {
-        kernels::Softmax(scores.data_ptr<float>(), length, length,
-                         bias_base ? bias_base + image * length : nullptr, scores.data_ptr<float>(),
-                         length, cls_base ? cls_base + p * length : nullptr);
-      } else {
-        if (bias.defined()) scores.add_(bias[image]);
-        at::softmax_out(probs, scores, -1);
-        if (cls_base) {
-          const float* row = probs.data_ptr<float>();
-          std::copy(row, row + length, cls_base + p * length);
-        }
+      const int64_t offset = image * length * 3 * dim + head * head_dim;
+      const int64_t out_offset = image * length * dim + head * head_dim;
+      if (bfloat16) {
+        const auto* q = static_cast<const uint16_t*>(b.qkv.data_ptr()) + offset;
+        auto* probs = static_cast<uint16_t*>(probs_buffer.data_ptr());
+        Check(gemm('N', 'T', length, length, head_dim, scale, q, 3 * dim, q + dim, 3 * dim, 0.0f,
+                   scores, length),
+              "dnnl_gemm_bf16bf16f32");
+        kernels::SoftmaxToBf16(scores, length, length, bias, probs, length, cls);
+        Check(gemm('N', 'N', length, head_dim, length, 1.0f, probs, length, q + 2 * dim, 3 * dim,
+                   0.0f, sums.data_ptr<float>(), head_dim),
+              "dnnl_gemm_bf16bf16f32");
+        kernels::FloatToBf16(sums.data_ptr<float>(), length, head_dim, head_dim,
+                             static_cast<uint16_t*>(b.out) + out_offset, dim);
+        continue;
       }
-      Sgemm('N', 'N', length, head_dim, length, 1.0f, probs.data_ptr<float>(), length, v,
-            3 * dim, 0.0f, out_base + image * length * dim + head * head_dim, dim);
+      const float* q = b.qkv.data_ptr<float>() + offset;
+      float* probs = probs_buffer.data_ptr<float>();
+      Sgemm('N', 'T', length, length, head_dim, scale, q, 3 * dim, q + dim, 3 * dim, 0.0f, scores,
+            length);
+      if (own_softmax) {
+        kernels::Softmax(scores, length, length, bias, probs, length, cls);
+      } else {
+        torch::Tensor s = scores_buffer.narrow(0, 0, length * length).view({length, length});
+        if (bias) s.add_(b.bias[image]);
+        torch::Tensor out = probs_buffer.narrow(0, 0, length * length).view({length, length});
+        at::softmax_out(out, s, -1);
+        if (cls) std::copy(probs, probs + length, cls);
+      }
+      Sgemm('N', 'N', length, head_dim, length, 1.0f, probs, length, q + 2 * dim, 3 * dim, 0.0f,
+            static_cast<float*>(b.out) + out_offset, dim);
     }
   });
-  return out;
+}
+
+torch::Tensor Attention(const torch::Tensor& qkv, int64_t heads, const torch::Tensor& bias,
+                        torch::Tensor* cls_rows) {
+  std::vector<AttentionBatch> batches(1);
+  batches[0].qkv = qkv;
+  batches[0].bias = bias;
+  batches[0].out = torch::empty({qkv.size(0), qkv.size(1), qkv.size(2) / 3}, qkv.options());
+  batches[0].cls_rows = cls_rows;
+  Attention(batches, heads);
+  return batches[0].out;
 }
 
 }  // namespace clca::onednn

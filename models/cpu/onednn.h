@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -68,13 +69,26 @@ class PackedLinear {
   std::unique_ptr<Impl> impl_;
 };
 
-// Softmax attention from a qkv projection [B, N, 3 * C] (q, k, v, each of H
-// heads of C / H, contiguous), with `bias` [B, N] (or undefined) added to
-// every query's scores. Returns [B, N, C], heads side by side. If `cls_rows`
-// is given, it receives each head's probabilities of the first query,
-// [B, H, N], float32. Pairs of (image, head) run in parallel, each with its
-// scores [N, N] in one buffer per thread. Float32, or bfloat16 where
-// AttentionBf16Available() (float32 scores and softmax, bfloat16 products).
+// One batch of a ragged attention call: `qkv` [B, N, 3 * C] (q, k, v, each
+// of H heads of C / H, contiguous), `bias` [B, N] (or undefined) added to
+// every query's scores, `out` [B, N, C] of qkv's type and contiguous, which
+// receives the heads side by side. If `cls_rows` is not null, it receives
+// each head's probabilities of the first query, [B, H, N], float32.
+struct AttentionBatch {
+  torch::Tensor qkv;
+  torch::Tensor bias;
+  torch::Tensor out;
+  torch::Tensor* cls_rows = nullptr;
+};
+
+// Softmax attention of every batch in one parallel loop: the (image, head)
+// pairs of all batches are shared among the threads in contiguous runs of
+// about equal cost, each pair with its scores [N, N] in one buffer per
+// thread. Float32, or bfloat16 where AttentionBf16Available() (float32
+// scores and softmax, bfloat16 products).
+void Attention(std::vector<AttentionBatch>& batches, int64_t heads);
+
+// One batch; returns its `out`, newly allocated.
 torch::Tensor Attention(const torch::Tensor& qkv, int64_t heads, const torch::Tensor& bias,
                         torch::Tensor* cls_rows);
 

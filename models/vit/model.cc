@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include "absl/strings/match.h"
@@ -165,6 +166,17 @@ struct ClcaModel::Impl {
   Tensor Attention(const BlockWeights& b, const Tensor& projected, Tokens& tokens,
                    AttentionSummary* summary, const ReductionStep* select,
                    Tensor* selected) const;
+  // [B, N] added to every query's scores: proportional attention (a merged
+  // token counts as many) and padding (invisible to every query); undefined
+  // when neither applies.
+  Tensor AttentionBias(const Tokens& tokens, const Tensor& like) const;
+  // Whether the CPU's own attention (onednn::Attention) computes these
+  // tokens' attention in block `b` (no inside-attention step).
+  bool CpuAttention(const BlockWeights& b, const Tensor& projected, const Tokens& tokens) const;
+  // What an after-attention reducer ranks tokens by: `cls_rows` [B, H, N]
+  // (the CLS query's probabilities) averaged over heads, and the keys' mean.
+  void Summarise(const Tensor& projected, const Tensor& cls_rows,
+                 AttentionSummary* summary) const;
   // Mean of tokens [start, end) per image, over real tokens only.
   static Tensor PoolTokens(const Tokens& tokens, int64_t start, int64_t end);
   // The last `count` real tokens of each image.
@@ -349,56 +361,74 @@ absl::Status ClcaModel::Impl::Load(const StateDict& weights) {
   return absl::OkStatus();
 }
 
+Tensor ClcaModel::Impl::AttentionBias(const Tokens& tokens, const Tensor& like) const {
+  const int64_t batch = like.size(0), length = like.size(1);
+  Tensor bias;
+  if (tokens.size.defined() && reducer->proportional_attention()) {
+    bias = tokens.size.log().reshape({batch, length});
+  }
+  if (tokens.mask.defined()) {
+    Tensor hidden = torch::zeros({batch, length}, like.options())
+                        .masked_fill(tokens.mask.logical_not(), -std::numeric_limits<float>::infinity());
+    bias = bias.defined() ? bias + hidden : hidden;
+  }
+  return bias;
+}
+
+bool ClcaModel::Impl::CpuAttention(const BlockWeights& b, const Tensor& projected,
+                                   const Tokens& tokens) const {
+  // Wherever the projections use oneDNN, so does attention: batched
+  // products would wake OpenBLAS's threads, which then spin beside oneDNN's.
+  return b.qkv.onednn && !tokens.policy.defined() && projected.device().is_cpu() &&
+         !torch::GradMode::is_enabled() &&
+         (projected.scalar_type() == torch::kFloat32 ||
+          (projected.scalar_type() == torch::kBFloat16 && onednn::AttentionBf16Available()));
+}
+
+void ClcaModel::Impl::Summarise(const Tensor& projected, const Tensor& cls_rows,
+                                AttentionSummary* summary) const {
+  if (!summary) return;
+  const int64_t batch = projected.size(0), length = projected.size(1);
+  if (reducer->needs_cls_attention()) {
+    summary->cls_attention =
+        cls_rows.narrow(-1, 1, length - 1).mean(1).to(projected.scalar_type());
+  }
+  if (reducer->needs_key_mean()) {
+    const int64_t dim = projected.size(2) / 3, heads = config.num_heads;
+    summary->key_mean = projected.reshape({batch, length, 3, heads, dim / heads})
+                            .permute({2, 0, 3, 1, 4})[1]
+                            .mean(1);
+  }
+}
+
 Tensor ClcaModel::Impl::Attention(const BlockWeights& b, const Tensor& projected,
                                   Tokens& tokens, AttentionSummary* summary,
                                   const ReductionStep* select, Tensor* selected) const {
   const Tensor& x = projected;  // for its options, device and type
   const int64_t batch = x.size(0), length = x.size(1), dim = x.size(2) / 3;
   const int64_t heads = config.num_heads, head_dim = dim / heads;
+  const Tensor bias = AttentionBias(tokens, x);
+  const bool want_cls = summary && reducer->needs_cls_attention();
+  if (!select && CpuAttention(b, x, tokens)) {
+    Tensor cls_rows;
+    Tensor out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
+    Summarise(projected, cls_rows, summary);
+    return out;
+  }
   Tensor qkv = projected.reshape({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  Tensor k = qkv[1];
-  // Added to every query's scores [B, N]: proportional attention (a merged
-  // token counts as many) and padding (invisible to every query).
-  Tensor bias;
-  if (tokens.size.defined() && reducer->proportional_attention()) {
-    bias = tokens.size.log().reshape({batch, length});
-  }
-  if (tokens.mask.defined()) {
-    Tensor hidden = torch::zeros({batch, length}, x.options())
-                        .masked_fill(tokens.mask.logical_not(), -std::numeric_limits<float>::infinity());
-    bias = bias.defined() ? bias + hidden : hidden;
-  }
-  const bool cpu_inference =
-      !select && !tokens.policy.defined() && x.device().is_cpu() && !torch::GradMode::is_enabled();
-  // What the reducer ranks tokens by: the CLS query's probabilities
-  // `cls_rows` [B, H, N] averaged over heads, and the keys' mean.
-  auto summarise = [&](const Tensor& cls_rows) {
-    if (!summary) return;
-    if (reducer->needs_cls_attention()) {
-      summary->cls_attention = cls_rows.narrow(-1, 1, length - 1).mean(1).to(x.scalar_type());
-    }
-    if (reducer->needs_key_mean()) summary->key_mean = k.mean(1);
-  };
-  if (cpu_inference) {
-    const bool want_cls = summary && reducer->needs_cls_attention();
-    Tensor cls_rows, out;
-    if (b.qkv.onednn && (x.scalar_type() == torch::kFloat32 ||
-                         (x.scalar_type() == torch::kBFloat16 && onednn::AttentionBf16Available()))) {
-      // Wherever the projections use oneDNN, so does attention: batched
-      // products would wake OpenBLAS's threads, which then spin beside oneDNN's.
-      out = onednn::Attention(projected, heads, bias, want_cls ? &cls_rows : nullptr);
-    } else {
-      Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
-      out = ChunkedAttention(q, k, qkv[2], bias, options.attention_group_bytes,
-                             want_cls ? &cls_rows : nullptr)
-                .transpose(1, 2)
-                .reshape({batch, length, dim});
-    }
+  Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  Tensor k = qkv[1], v = qkv[2];
+  auto summarise = [&](const Tensor& cls_rows) { Summarise(projected, cls_rows, summary); };
+  if (!select && !tokens.policy.defined() && x.device().is_cpu() &&
+      !torch::GradMode::is_enabled()) {
+    Tensor cls_rows;
+    Tensor out = ChunkedAttention(q, k, v, bias, options.attention_group_bytes,
+                                  want_cls ? &cls_rows : nullptr)
+                     .transpose(1, 2)
+                     .reshape({batch, length, dim});
     summarise(cls_rows);
     return out;
   }
-  Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
-  Tensor v = qkv[2];
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
   if (options.fused_attention && !select && !tokens.policy.defined() && x.is_cuda() &&
       !torch::GradMode::is_enabled()) {
@@ -527,6 +557,8 @@ std::vector<Tensor> SplitRows(const Tensor& rows, const std::vector<Tensor>& lik
 // oneDNN's products are built per row count.
 constexpr int64_t kRowGranule = 32;
 
+int64_t PaddedRows(int64_t rows) { return (rows + kRowGranule - 1) / kRowGranule * kRowGranule; }
+
 // `want` (if not -1) asks for that many rows, at least the parts' own.
 Tensor JoinRows(const std::vector<Tensor>& parts, int64_t want = -1) {
   int64_t total = 0;
@@ -538,8 +570,7 @@ Tensor JoinRows(const std::vector<Tensor>& parts, int64_t want = -1) {
                t.storage_offset() == parts.front().storage_offset() + total * width;
     total += t.size(0) * t.size(1);
   }
-  const int64_t padded =
-      want >= 0 ? want : (total + kRowGranule - 1) / kRowGranule * kRowGranule;
+  const int64_t padded = want >= 0 ? want : PaddedRows(total);
   if (adjacent) {
     // The rows as they lie, with the buffer's rows after them up to the
     // padded count where it has them (SplitRows' views of a padded result).
@@ -627,6 +658,23 @@ void AppendOnes(Tensor& t, int64_t count) {
   t = torch::cat({t, torch::ones(shape, t.options())}, 1);
 }
 
+// f(g) for each of `count` groups. With `side_by_side`, the groups share
+// the intra-op threads in one parallel loop, each group's small operations on
+// one thread, instead of a parallel region for each operation of each group.
+template <typename F>
+void EachGroup(size_t count, bool side_by_side, const F& f) {
+  if (count < 2 || !side_by_side) {
+    for (size_t g = 0; g < count; ++g) f(g);
+    return;
+  }
+  // LibTorch's worker threads do not inherit the caller's modes.
+  const bool inference = c10::InferenceMode::is_enabled();
+  at::parallel_for(0, static_cast<int64_t>(count), 1, [&](int64_t first, int64_t last) {
+    c10::InferenceMode mode(inference);
+    for (int64_t g = first; g < last; ++g) f(static_cast<size_t>(g));
+  });
+}
+
 }  // namespace
 
 ForwardResult ClcaModel::Impl::Run(const Tensor& images, double keep_rate, bool training,
@@ -653,6 +701,8 @@ std::vector<ForwardResult> ClcaModel::Impl::RunGroups(const Tensor& images,
   groups.front().pool_end =
       embedded.size(1) - (c.has_clr() && !c.clc_pool_clr ? c.num_clr : 0);
   const int64_t n = c.num_patches();
+  const bool side_by_side =
+      images.device().is_cpu() && !training && !torch::GradMode::is_enabled();
   const std::vector<int> recovery = c.recovery_layers();
   const std::set<int> recovery_set(recovery.begin(), recovery.end());
   size_t step_index = 0;
@@ -673,13 +723,46 @@ std::vector<ForwardResult> ClcaModel::Impl::RunGroups(const Tensor& images,
     const bool inside_attention =
         reduces && reducer->stage() == TokenReducer::Stage::kInsideAttention;
     if (reduces && reducer->stage() == TokenReducer::Stage::kBeforeBlock) {
-      for (RunGroup& g : groups) reducer->Reduce(step(g), AttentionSummary{}, g.tokens);
+      EachGroup(groups.size(), side_by_side, [&](size_t g) {
+        reducer->Reduce(step(groups[g]), AttentionSummary{}, groups[g].tokens);
+      });
     }
     const std::vector<Tensor> projected =
         Rowwise(TokensOf(groups), [&](const Tensor& x) { return b.qkv(b.norm1(x)); });
     std::vector<Tensor> heads(groups.size());
     std::vector<AttentionSummary> summaries(groups.size());
-    for (size_t g = 0; g < groups.size(); ++g) {
+    bool ragged = groups.size() > 1 && !inside_attention;
+    for (size_t g = 0; ragged && g < groups.size(); ++g) {
+      ragged = CpuAttention(b, projected[g], groups[g].tokens);
+    }
+    if (ragged) {
+      // Every group's attention in one parallel loop, written where the
+      // output projection reads its rows (JoinRows finds them adjacent).
+      int64_t total = 0;
+      for (const Tensor& p : projected) total += p.size(0) * p.size(1);
+      const int64_t dim = projected.front().size(2) / 3;
+      const Tensor rows = torch::empty({PaddedRows(total), dim}, projected.front().options());
+      rows.narrow(0, total, rows.size(0) - total).zero_();
+      std::vector<onednn::AttentionBatch> batches(groups.size());
+      std::vector<Tensor> cls_rows(groups.size());
+      int64_t start = 0;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        const Tensor& p = projected[g];
+        batches[g].qkv = p;
+        batches[g].bias = AttentionBias(groups[g].tokens, p);
+        batches[g].out =
+            rows.narrow(0, start, p.size(0) * p.size(1)).view({p.size(0), p.size(1), dim});
+        if (after_attention && reducer->needs_cls_attention()) batches[g].cls_rows = &cls_rows[g];
+        start += p.size(0) * p.size(1);
+      }
+      onednn::Attention(batches, c.num_heads);
+      for (size_t g = 0; g < groups.size(); ++g) heads[g] = batches[g].out;
+      if (after_attention) {
+        EachGroup(groups.size(), side_by_side,
+                  [&](size_t g) { Summarise(projected[g], cls_rows[g], &summaries[g]); });
+      }
+    }
+    for (size_t g = 0; !ragged && g < groups.size(); ++g) {
       Tokens& tokens = groups[g].tokens;
       const ReductionStep select = step(groups[g]);
       Tensor selected;
@@ -693,9 +776,11 @@ std::vector<ForwardResult> ClcaModel::Impl::RunGroups(const Tensor& images,
         Rowwise(TokensOf(groups), heads, [&](const Tensor& residual, const Tensor& h) {
           return b.ls1.defined() ? residual + b.proj(h) * b.ls1 : b.proj.AddTo(residual, h);
         });
-    for (size_t g = 0; g < groups.size(); ++g) {
-      groups[g].tokens.x = x[g];
-      if (after_attention) reducer->Reduce(step(groups[g]), summaries[g], groups[g].tokens);
+    for (size_t g = 0; g < groups.size(); ++g) groups[g].tokens.x = x[g];
+    if (after_attention) {
+      EachGroup(groups.size(), side_by_side, [&](size_t g) {
+        reducer->Reduce(step(groups[g]), summaries[g], groups[g].tokens);
+      });
     }
     x = Rowwise(TokensOf(groups), [&](const Tensor& residual) {
       Tensor hidden = b.fc1.Gelu(b.norm2(residual));
@@ -703,7 +788,7 @@ std::vector<ForwardResult> ClcaModel::Impl::RunGroups(const Tensor& images,
     });
     if (at_location) ++step_index;
 
-    for (size_t g = 0; g < groups.size(); ++g) {
+    EachGroup(groups.size(), side_by_side, [&](size_t g) {
       RunGroup& group = groups[g];
       Tokens& tokens = group.tokens;
       tokens.x = x[g];
@@ -735,16 +820,34 @@ std::vector<ForwardResult> ClcaModel::Impl::RunGroups(const Tensor& images,
       if (c.ifa_head && (at_location || i == c.depth - 1)) {
         group.cls_per_stage.push_back(tokens.x.select(1, 0));
       }
-    }
+    });
   }
   if (groups.size() < sizes.size()) {
     groups = SplitGroup(std::move(groups.front()), sizes, keep_rates);
   }
+  // One head for every group: it reads only each image's CLS tokens.
+  Tensor logits;
+  if (groups.size() > 1) {
+    std::vector<Tensor> cls;
+    std::vector<std::vector<Tensor>> stages(groups.front().cls_per_stage.size());
+    for (const RunGroup& group : groups) {
+      cls.push_back(group.tokens.x.narrow(1, 0, 1));
+      for (size_t s = 0; s < stages.size(); ++s) stages[s].push_back(group.cls_per_stage[s]);
+    }
+    std::vector<Tensor> cls_per_stage;
+    for (const std::vector<Tensor>& stage : stages) cls_per_stage.push_back(torch::cat(stage));
+    logits = Head(torch::cat(cls), cls_per_stage, training).to(torch::kFloat32);
+  }
   std::vector<ForwardResult> results;
   results.reserve(groups.size());
+  int64_t first = 0;
   for (RunGroup& group : groups) {
+    const int64_t n = group.tokens.x.size(0);
     group.result.logits =
-        Head(group.tokens.x, group.cls_per_stage, training).to(torch::kFloat32);
+        logits.defined()
+            ? logits.narrow(0, first, n)
+            : Head(group.tokens.x, group.cls_per_stage, training).to(torch::kFloat32);
+    first += n;
     if (losses) {
       for (Tensor& l : group.tokens.losses) losses->push_back(std::move(l));
     }

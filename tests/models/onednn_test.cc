@@ -128,6 +128,50 @@ TEST_F(OneDnnTest, AttentionIsSoftmaxAttention) {
                               1e-4, 1e-4));
 }
 
+// Batches of different lengths in one call, writing into one buffer: each
+// batch gets exactly what it gets alone, and rows outside them stay as they were.
+TEST_F(OneDnnTest, RaggedAttentionIsEachBatchsOwn) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::ScalarType> types = {torch::kFloat32};
+  if (onednn::AttentionBf16Available()) types.push_back(torch::kBFloat16);
+  const int64_t heads = 3, dim = 24;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{2, 9}, {1, 1}, {3, 17}, {1, 40}};
+  for (const torch::ScalarType type : types) {
+    SCOPED_TRACE(c10::toString(type));
+    int64_t rows = 0;
+    for (const auto& [batch, length] : shapes) rows += batch * length;
+    const torch::TensorOptions options = torch::TensorOptions().dtype(type);
+    torch::Tensor buffer = torch::full({rows + 5, dim}, 7.0f, options);
+    std::vector<onednn::AttentionBatch> batches(shapes.size());
+    std::vector<torch::Tensor> cls(shapes.size());
+    int64_t start = 0;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const auto [batch, length] = shapes[i];
+      batches[i].qkv = torch::randn({batch, length, 3 * dim}).to(type);
+      if (i % 2 == 0) batches[i].bias = torch::randn({batch, length});
+      batches[i].out = buffer.narrow(0, start, batch * length).view({batch, length, dim});
+      if (i != 1) batches[i].cls_rows = &cls[i];
+      start += batch * length;
+    }
+    onednn::Attention(batches, heads);
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      torch::Tensor alone_cls;
+      const torch::Tensor alone = onednn::Attention(batches[i].qkv, heads, batches[i].bias,
+                                                    batches[i].cls_rows ? &alone_cls : nullptr);
+      EXPECT_TRUE(torch::equal(batches[i].out, alone)) << "batch " << i;
+      if (batches[i].cls_rows) {
+        EXPECT_TRUE(torch::equal(cls[i], alone_cls)) << "batch " << i;
+      }
+    }
+    EXPECT_TRUE(torch::equal(buffer.narrow(0, rows, 5), torch::full({5, dim}, 7.0f, options)));
+  }
+
+  std::vector<onednn::AttentionBatch> wrong(1);
+  wrong[0].qkv = torch::randn({1, 4, 3 * dim});
+  wrong[0].out = torch::empty({1, 5, dim});
+  EXPECT_THROW(onednn::Attention(wrong, heads), c10::Error);
+}
+
 // The packed product with each epilogue against LibTorch's, in float32 and
 // bfloat16, at row counts that take oneDNN's different kernels.
 TEST_F(OneDnnTest, PackedLinearAppliesItsEpilogue) {

@@ -279,10 +279,12 @@ TEST(LifecycleTest, ModelsAndKeepRatesShareASaturatedWorker) {
     b.Stop();
     c.Stop();
     const double total = a.answered(1) + b.answered(1) + c.answered(1);
-    // Round robin over the two models, then over the keep rates of one.
+    // Round robin over the two models, then the keep rates of one share its
+    // turns (a quarter each when the callers keep pace; bounded loosely, as
+    // a caller's pace on a loaded machine is not the server's doing).
     EXPECT_GT(c.answered(1) / total, 0.4) << c.answered(1) << " of " << total;
-    EXPECT_GT(a.answered(1) / total, 0.2) << a.answered(1) << " of " << total;
-    EXPECT_GT(b.answered(1) / total, 0.2) << b.answered(1) << " of " << total;
+    EXPECT_GT(a.answered(1) / total, 0.15) << a.answered(1) << " of " << total;
+    EXPECT_GT(b.answered(1) / total, 0.15) << b.answered(1) << " of " << total;
     EXPECT_THAT(a.failures(), ::testing::IsEmpty());
   }
 }

@@ -189,17 +189,27 @@ TEST(CliTest, BenchRunsStreamsSideBySide) {
 TEST(CliTest, BenchTimesMixedKeepRateBatches) {
   nlohmann::json j = TinyBench("--keep-rates 0.25,0.5,1.0 --batch 2,4 --mixed --repeats 1");
   ASSERT_FALSE(j.is_null());
-  // One point per batch size and layout.
-  ASSERT_EQ(j["results"].size(), 4u);
+  // Per batch size: the mix in one pass, by keep rate, then one keep rate
+  // (the mean, the highest).
+  ASSERT_EQ(j["results"].size(), 8u);
   for (const auto& r : j["results"]) {
     ExpectTimedPoint(r);
     EXPECT_THAT(r["keep_rates"].get<std::vector<double>>(),
                 ::testing::ElementsAre(0.25, 0.5, 1.0));
+    EXPECT_GT(r["of_mean_keep_rate"].get<double>(), 0);
+    EXPECT_GT(r["of_max_keep_rate"].get<double>(), 0);
   }
   EXPECT_EQ(j["results"][0]["keep_rate"], "mixed");
   EXPECT_EQ(j["results"][1]["keep_rate"], "grouped");
-  // The GMACs per image are the mean over the keep rates, whatever the layout.
+  EXPECT_NEAR(j["results"][2]["keep_rate"].get<double>(), (0.25 + 0.5 + 1.0) / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(j["results"][3]["keep_rate"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["results"][2]["of_mean_keep_rate"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["results"][3]["of_max_keep_rate"].get<double>(), 1.0);
+  // The GMACs per image are the mean over the keep rates, whatever the layout,
+  // and fewer at one keep rate below the highest.
   EXPECT_DOUBLE_EQ(j["results"][0]["gmacs"].get<double>(), j["results"][1]["gmacs"].get<double>());
+  EXPECT_LT(j["results"][2]["gmacs"].get<double>(), j["results"][3]["gmacs"].get<double>());
+  EXPECT_EQ(j["results"][4]["batch"], 4);
   EXPECT_NE(Clca("bench --model evit_vit_tiny_patch16_224 --mixed --keep-rates 0.5,2").code, 0);
 }
 

@@ -40,9 +40,10 @@ struct BenchArgs {
   std::string linear = "onednn";
   std::string device = "cpu", attention = "fused";
   bool json = false;
-  // One row per batch size and layout instead of one per keep rate: image i
+  // Rows per batch size and layout instead of one per keep rate: image i
   // of a batch at keep_rates[i % n], in one mixed forward pass ("mixed") or
-  // one pass per keep rate ("grouped").
+  // one pass per keep rate ("grouped"); then batches of one keep rate, the
+  // mean of keep_rates and the highest.
   bool mixed = false;
   // On a GPU: time batches of one keep rate through a BatchRunner replaying
   // CUDA graphs (captured before timing) instead of eager forward passes.
@@ -69,6 +70,39 @@ Timing Measure(F&& call, int warmup, int repeats, double min_seconds) {
   }
   std::sort(t.begin(), t.end());
   return {t[t.size() / 2], t.front(), t.back()};
+}
+
+// Calls each of `calls` once a round, timing each: `warmup` untimed rounds,
+// then rounds until every call has `repeats` timings and `min_seconds` have
+// passed for each (at most 200 rounds). Each call's median, min and max;
+// `rounds` (if not null) gets each timed round's times.
+std::vector<Timing> MeasureInTurn(const std::vector<std::function<void()>>& calls, int warmup,
+                                  int repeats, double min_seconds,
+                                  std::vector<std::vector<double>>* rounds) {
+  for (int i = 0; i < warmup; ++i) {
+    for (const auto& call : calls) call();
+  }
+  std::vector<std::vector<double>> t(calls.size());
+  const auto begin = Clock::now();
+  const double total = min_seconds * static_cast<double>(calls.size());
+  while (static_cast<int>(t.front().size()) < repeats ||
+         std::chrono::duration<double>(Clock::now() - begin).count() < total) {
+    std::vector<double> round;
+    for (size_t i = 0; i < calls.size(); ++i) {
+      const auto start = Clock::now();
+      calls[i]();
+      round.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      t[i].push_back(round.back());
+    }
+    if (rounds != nullptr) rounds->push_back(round);
+    if (t.front().size() >= 200) break;
+  }
+  std::vector<Timing> timings;
+  for (std::vector<double>& times : t) {
+    std::sort(times.begin(), times.end());
+    timings.push_back({times[times.size() / 2], times.front(), times.back()});
+  }
+  return timings;
 }
 
 // Throughput of `streams` threads calling `call(stream)` side by side, each
@@ -271,59 +305,123 @@ int Bench(const BenchArgs& a) {
       if (a.mixed) {
         // Forward pass c gives image i the ((c * batch + i) mod n)-th keep
         // rate; one timed call is a cycle of passes that uses every keep rate
-        // equally often.
+        // equally often. Beside it, the same number of passes of one keep
+        // rate: the mix's mean (the same work) and its highest.
         const size_t n = a.keep_rates.size();
         const size_t cycle = n / std::gcd(n, static_cast<size_t>(batch));
-        double macs = 0;  // per image, over the keep rates
-        for (double kr : a.keep_rates) {
-          auto cost = EstimateCost(*config, kr);
-          if (!cost.ok()) return Fail(cost.status());
-          macs += cost->macs / n;
+        double mean_rate = 0;
+        for (double kr : a.keep_rates) mean_rate += kr / static_cast<double>(n);
+        const double max_rate = *std::max_element(a.keep_rates.begin(), a.keep_rates.end());
+        struct Layout {
+          std::string name;
+          nlohmann::json keep_rate;
+          double fixed_rate = 0;  // one keep rate for the whole batch; 0: the mix
+          bool mixed = false;
+          double macs = 0;  // per call
+        };
+        std::vector<Layout> layouts = {{"mixed", "mixed", 0, true},
+                                       {"grouped", "grouped", 0, false},
+                                       {absl::StrFormat("%.3g", mean_rate), mean_rate, mean_rate},
+                                       {absl::StrFormat("%.3g", max_rate), max_rate, max_rate}};
+        for (Layout& layout : layouts) {
+          for (double kr : a.keep_rates) {
+            auto cost = EstimateCost(*config, layout.fixed_rate > 0 ? layout.fixed_rate : kr);
+            if (!cost.ok()) return Fail(cost.status());
+            layout.macs += cost->macs / static_cast<double>(n);
+          }
+          layout.macs *= static_cast<double>(batch * cycle);
         }
-        macs *= batch * cycle;
-        for (const char* layout : {"mixed", "grouped"}) {
-          std::vector<size_t> calls(a.streams, 0);
-          const bool mixed = std::string(layout) == "mixed";
-          auto forward = [&](int s) -> absl::Status {
+        std::vector<size_t> calls(a.streams, 0);
+        auto forward = [&](const Layout& layout, int s) -> absl::Status {
+          if (layout.fixed_rate > 0) {
             for (size_t pass = 0; pass < cycle; ++pass) {
-              std::vector<double> rates;
-              for (int i = 0; i < batch; ++i) {
-                rates.push_back(a.keep_rates[(calls[s] * batch + i) % n]);
-              }
-              ++calls[s];
-              if (mixed) {
-                if (auto r = (*model)->ForwardMixed(images[s], rates); !r.ok()) return r.status();
-                continue;
-              }
-              std::map<double, std::vector<int64_t>> groups;
-              for (int i = 0; i < batch; ++i) groups[rates[i]].push_back(i);
-              for (const auto& [kr, members] : groups) {
-                auto r = (*model)->Forward(
-                    images[s].index_select(0, torch::tensor(members).to(device)), kr);
-                if (!r.ok()) return r.status();
+              if (auto r = (*model)->Forward(images[s], layout.fixed_rate); !r.ok()) {
+                return r.status();
               }
             }
             return absl::OkStatus();
-          };
-          absl::StatusOr<Timing> timed = time_calls(forward);
-          if (!timed.ok()) return Fail(timed.status());
-          const Timing& t = *timed;
-          const double images_per_call = static_cast<double>(batch * cycle);
+          }
+          for (size_t pass = 0; pass < cycle; ++pass) {
+            std::vector<double> rates;
+            for (int i = 0; i < batch; ++i) {
+              rates.push_back(a.keep_rates[(calls[s] * batch + i) % n]);
+            }
+            ++calls[s];
+            if (layout.mixed) {
+              if (auto r = (*model)->ForwardMixed(images[s], rates); !r.ok()) return r.status();
+              continue;
+            }
+            std::map<double, std::vector<int64_t>> groups;
+            for (int i = 0; i < batch; ++i) groups[rates[i]].push_back(i);
+            for (const auto& [kr, members] : groups) {
+              auto r = (*model)->Forward(
+                  images[s].index_select(0, torch::tensor(members).to(device)), kr);
+              if (!r.ok()) return r.status();
+            }
+          }
+          return absl::OkStatus();
+        };
+        // One stream: the layouts' calls in turn, so that all see the same
+        // machine, and each ratio taken within a round. Several streams: one
+        // layout after another.
+        std::vector<Timing> timings;
+        std::vector<std::vector<double>> round_times;
+        if (a.streams == 1) {
+          absl::Status error;
+          std::vector<std::function<void()>> in_turn;
+          for (const Layout& layout : layouts) {
+            in_turn.push_back([&, &layout = layout] {
+              if (absl::Status s = forward(layout, 0); !s.ok() && error.ok()) error = s;
+              Synchronize(device);
+            });
+          }
+          timings = MeasureInTurn(in_turn, a.warmup, a.repeats, a.min_seconds, &round_times);
+          if (!error.ok()) return Fail(error);
+        } else {
+          for (const Layout& layout : layouts) {
+            absl::StatusOr<Timing> timed =
+                time_calls([&](int s) { return forward(layout, s); });
+            if (!timed.ok()) return Fail(timed.status());
+            timings.push_back(*timed);
+          }
+        }
+        // GFLOP/s of layout i against layout j: the median over rounds of
+        // each round's ratio, else the ratio of the medians.
+        auto relative = [&](size_t i, size_t j) {
+          const double work = layouts[i].macs / layouts[j].macs;
+          if (round_times.empty()) return work * timings[j].median / timings[i].median;
+          std::vector<double> r;
+          for (const auto& round : round_times) r.push_back(work * round[j] / round[i]);
+          std::sort(r.begin(), r.end());
+          return r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
+        };
+        const double images_per_call = static_cast<double>(batch * cycle);
+        for (size_t i = 0; i < layouts.size(); ++i) {
+          const Layout& layout = layouts[i];
+          const Timing& t = timings[i];
           const double per_image = t.median / images_per_call;
-          const double gflops = 2 * macs / t.median * 1e-9;
-          results.push_back({{"keep_rate", layout}, {"keep_rates", a.keep_rates}, {"batch", batch},
-                             {"dtype", d}, {"input_size", config->input_size},
-                             {"ms_per_image", per_image * 1e3}, {"images_per_s", 1.0 / per_image},
-                             {"gmacs", macs / images_per_call * 1e-9}, {"gflops", gflops},
-                             {"gemm_ratio", gflops / gemm_gflops},
-                             {"ms_per_image_min", t.min / images_per_call * 1e3},
-                             {"ms_per_image_max", t.max / images_per_call * 1e3}});
+          const double gflops = 2 * layout.macs / t.median * 1e-9;
+          nlohmann::json point = {
+              {"keep_rate", layout.keep_rate}, {"keep_rates", a.keep_rates}, {"batch", batch},
+              {"dtype", d}, {"input_size", config->input_size},
+              {"ms_per_image", per_image * 1e3}, {"images_per_s", 1.0 / per_image},
+              {"gmacs", layout.macs / images_per_call * 1e-9}, {"gflops", gflops},
+              {"gemm_ratio", gflops / gemm_gflops},
+              {"ms_per_image_min", t.min / images_per_call * 1e3},
+              {"ms_per_image_max", t.max / images_per_call * 1e3},
+              {"of_mean_keep_rate", relative(i, 2)}, {"of_max_keep_rate", relative(i, 3)}};
+          results.push_back(point);
           absl::StrAppendFormat(&text,
-                                "%-6s %-5d %-7s %8.2f %10.1f %8.2f %9.1f %7.0f%% %.2f-%.2f ms\n", d,
-                                batch, layout, per_image * 1e3, 1.0 / per_image,
-                                macs / images_per_call * 1e-9, gflops,
+                                "%-6s %-5d %-7s %8.2f %10.1f %8.2f %9.1f %7.0f%% %.2f-%.2f ms",
+                                d, batch, layout.name, per_image * 1e3, 1.0 / per_image,
+                                layout.macs / images_per_call * 1e-9, gflops,
                                 100 * gflops / gemm_gflops, t.min / images_per_call * 1e3,
                                 t.max / images_per_call * 1e3);
+          if (i < 2) {
+            absl::StrAppendFormat(&text, "  %.3f of kr %s, %.3f of kr %s", relative(i, 2),
+                                  layouts[2].name, relative(i, 3), layouts[3].name);
+          }
+          text += "\n";
         }
         continue;
       }
@@ -426,9 +524,11 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
                 "on a GPU, replay CUDA graphs (one per batch and keep rate, captured before "
                 "timing) through a BatchRunner, as clca-server does; logits copied back included");
   cmd->add_flag("--mixed", a->mixed,
-                "one row per batch size for batches of mixed keep rates (the images of the "
-                "calls take --keep-rates in turn): in one mixed forward pass, and in one pass "
-                "per keep rate");
+                "rows per batch size for batches of mixed keep rates (the images of the calls "
+                "take --keep-rates in turn): in one mixed forward pass, in one pass per keep "
+                "rate, and beside them batches of one keep rate, the mix's mean and its "
+                "highest, with the first two's GFLOP/s against theirs; with one stream the "
+                "four are timed call by call in turn");
   cmd->callback([a, exit_code] { *exit_code = Bench(*a); });
 }
 

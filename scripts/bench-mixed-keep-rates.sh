@@ -15,19 +15,23 @@
 # than the differences measured.
 #   OUT (default bench-results/mixed), BUILD (default build)
 #   ROUNDS (default 5), WINDOW_MS (default 5000): 1 window per run
+#   WORKERS (default 1) batch workers of THREADS intra-op threads each
+#   (default: the cores shared among them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench-results/mixed}
 ROUNDS=${ROUNDS:-5}
 WINDOW_MS=${WINDOW_MS:-5000}
+WORKERS=${WORKERS:-1}
+THREADS=${THREADS:-$(( $(nproc) / WORKERS > 0 ? $(nproc) / WORKERS : 1 ))}
 mkdir -p "$OUT"
 source scripts/server-lib.sh
 server=""
 trap '[ -n "$server" ] && kill -TERM "$server" 2>/dev/null || true' EXIT
 
 vits_clca_config "$OUT/vits-clca-224.json"
-demo_repository "$OUT/repo" 2000 1 "$(nproc)" "$OUT/vits-clca-224.json" float32 grouped
+demo_repository "$OUT/repo" 2000 "$WORKERS" "$THREADS" "$OUT/vits-clca-224.json" float32 grouped
 cp -r "$OUT/repo/grouped" "$OUT/repo/mixed"
 for name in grouped mixed; do
   mix=false

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -101,12 +102,12 @@ void Attention(std::vector<AttentionBatch>& batches, int64_t heads) {
     void* out = nullptr;
   };
   std::vector<Batch> prepared(batches.size());
-  // (batch, image, head) of every pair, and the cost of the pairs before it.
+  // (batch, image, head) of every pair, and its cost.
   struct Pair {
     int64_t batch, image, head;
+    double cost;
   };
   std::vector<Pair> pairs;
-  std::vector<double> before = {0};
   for (size_t i = 0; i < batches.size(); ++i) {
     AttentionBatch& in = batches[i];
     Batch& b = prepared[i];
@@ -129,31 +130,25 @@ void Attention(std::vector<AttentionBatch>& batches, int64_t heads) {
     const double cost = static_cast<double>(b.length) * (b.length + 8) * head_dim + 32768;
     for (int64_t image = 0; image < batch; ++image) {
       for (int64_t head = 0; head < heads; ++head) {
-        pairs.push_back({static_cast<int64_t>(i), image, head});
-        before.push_back(before.back() + cost);
+        pairs.push_back({static_cast<int64_t>(i), image, head, cost});
       }
     }
   }
   if (pairs.empty()) return;
-  // Contiguous runs of pairs of about equal cost, one per thread.
-  const int64_t runs = std::min<int64_t>(at::get_num_threads(), pairs.size());
-  std::vector<size_t> start(runs + 1, pairs.size());
-  for (int64_t r = 0; r < runs; ++r) {
-    const double at = before.back() * r / runs;
-    start[r] = std::upper_bound(before.begin(), before.end() - 1, at) - before.begin() - 1;
-  }
+  // The threads take the pairs one at a time, costliest first, so that they
+  // finish together however the lengths mix.
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const Pair& a, const Pair& b) { return a.cost > b.cost; });
+  const int64_t threads = std::min<int64_t>(at::get_num_threads(), pairs.size());
+  std::atomic<size_t> next{0};
+  const int64_t longest = prepared[pairs.front().batch].length;
   const bool own_softmax = kernels::HasAvx512Bf16();
   const GemmBf16Fn gemm = bfloat16 ? FindBf16() : nullptr;
   // LibTorch's worker threads do not inherit the caller's modes.
   const bool inference = c10::InferenceMode::is_enabled();
-  at::parallel_for(0, runs, 1, [&](int64_t first_run, int64_t last_run) {
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
     c10::InferenceMode mode(inference);
     torch::NoGradGuard no_grad;
-    const size_t first = start[first_run], last = start[last_run];
-    int64_t longest = 0;
-    for (size_t p = first; p < last; ++p) {
-      longest = std::max(longest, prepared[pairs[p].batch].length);
-    }
     const torch::TensorOptions f32 = torch::TensorOptions().dtype(torch::kFloat32);
     torch::Tensor scores_buffer = torch::empty({longest * longest}, f32);
     // The AVX-512 softmax works in place; LibTorch's writes apart. bfloat16
@@ -163,7 +158,7 @@ void Attention(std::vector<AttentionBatch>& batches, int64_t heads) {
                                      : scores_buffer;
     torch::Tensor sums = bfloat16 ? torch::empty({longest * head_dim}, f32) : torch::Tensor();
     float* scores = scores_buffer.data_ptr<float>();
-    for (size_t p = first; p < last; ++p) {
+    for (size_t p = next++; p < pairs.size(); p = next++) {
       const Batch& b = prepared[pairs[p].batch];
       const int64_t image = pairs[p].image, head = pairs[p].head, length = b.length;
       const int64_t pair = image * heads + head;  // within its batch

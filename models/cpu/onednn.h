@@ -81,10 +81,9 @@ struct AttentionBatch {
   torch::Tensor* cls_rows = nullptr;
 };
 
-// Softmax attention of every batch in one parallel loop: the (image, head)
-// pairs of all batches are shared among the threads in contiguous runs of
-// about equal cost, each pair with its scores [N, N] in one buffer per
-// thread. Float32, or bfloat16 where AttentionBf16Available() (float32
+// Softmax attention of every batch in one parallel loop: the threads take
+// the (image, head) pairs of all batches one at a time, longest first, each
+// pair with its scores [N, N] in one buffer per thread. Float32, or bfloat16 where AttentionBf16Available() (float32
 // scores and softmax, bfloat16 products).
 void Attention(std::vector<AttentionBatch>& batches, int64_t heads);
 

@@ -420,6 +420,8 @@ int Bench(const BenchArgs& a) {
           if (i < 2) {
             absl::StrAppendFormat(&text, "  %.3f of kr %s, %.3f of kr %s", relative(i, 2),
                                   layouts[2].name, relative(i, 3), layouts[3].name);
+          } else if (i == 2) {
+            absl::StrAppendFormat(&text, "  %.3f of kr %s", relative(i, 3), layouts[3].name);
           }
           text += "\n";
         }

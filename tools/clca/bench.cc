@@ -54,31 +54,13 @@ struct Timing {
   double median = 0, min = 0, max = 0;  // seconds per call
 };
 
-// Median, min and max over `repeats` timed calls after `warmup` untimed ones;
-// more calls are made while the total stays under `min_seconds`.
-template <typename F>
-Timing Measure(F&& call, int warmup, int repeats, double min_seconds) {
-  for (int i = 0; i < warmup; ++i) call();
-  std::vector<double> t;
-  const auto begin = Clock::now();
-  while (static_cast<int>(t.size()) < repeats ||
-         std::chrono::duration<double>(Clock::now() - begin).count() < min_seconds) {
-    const auto start = Clock::now();
-    call();
-    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    if (t.size() >= 200) break;
-  }
-  std::sort(t.begin(), t.end());
-  return {t[t.size() / 2], t.front(), t.back()};
-}
-
 // Calls each of `calls` once a round, timing each: `warmup` untimed rounds,
 // then rounds until every call has `repeats` timings and `min_seconds` have
 // passed for each (at most 200 rounds). Each call's median, min and max;
 // `rounds` (if not null) gets each timed round's times.
 std::vector<Timing> MeasureInTurn(const std::vector<std::function<void()>>& calls, int warmup,
                                   int repeats, double min_seconds,
-                                  std::vector<std::vector<double>>* rounds) {
+                                  std::vector<std::vector<double>>* rounds = nullptr) {
   for (int i = 0; i < warmup; ++i) {
     for (const auto& call : calls) call();
   }
@@ -103,6 +85,12 @@ std::vector<Timing> MeasureInTurn(const std::vector<std::function<void()>>& call
     timings.push_back({times[times.size() / 2], times.front(), times.back()});
   }
   return timings;
+}
+
+// Median, min and max over `repeats` timed calls after `warmup` untimed ones;
+// more calls are made while the total stays under `min_seconds`.
+Timing Measure(const std::function<void()>& call, int warmup, int repeats, double min_seconds) {
+  return MeasureInTurn({call}, warmup, repeats, min_seconds).front();
 }
 
 // Throughput of `streams` threads calling `call(stream)` side by side, each
@@ -410,7 +398,7 @@ int Bench(const BenchArgs& a) {
               {"ms_per_image_min", t.min / images_per_call * 1e3},
               {"ms_per_image_max", t.max / images_per_call * 1e3},
               {"of_mean_keep_rate", relative(i, 2)}, {"of_max_keep_rate", relative(i, 3)}};
-          results.push_back(point);
+          results.push_back(std::move(point));
           absl::StrAppendFormat(&text,
                                 "%-6s %-5d %-7s %8.2f %10.1f %8.2f %9.1f %7.0f%% %.2f-%.2f ms",
                                 d, batch, layout.name, per_image * 1e3, 1.0 / per_image,
